@@ -1,0 +1,231 @@
+"""Derive: an expression's gradient as formulas, notes, numbers and a NumPy module.
+
+`derive(text)` is the Python API behind `symgrad derive`: it parses the text, builds the
+reverse program, and returns a `Derivation` holding the SymPy gradient of each input (as a
+reader wants it: simplified, no internal helpers), the notes on kink conventions, and, on
+demand, the NumPy module that computes the same program (used for `--at` and by
+`symgrad generate`).
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import sympy as sp
+
+from symgrad import functions as F
+from symgrad import numpy_code, program, render
+from symgrad.errors import SymgradError
+from symgrad.parse import Parsed, parse
+from symgrad.printing import to_latex, to_sympy_text, to_text
+from symgrad.registry import SMOOTH
+
+CONVENTIONS = ("torch", "jax")
+# Above this many characters the formulas are not assembled for display (the program,
+# and the generated code, are the same size as the expression; formulas can be larger).
+DISPLAY_LIMIT = 20_000
+
+
+@dataclass
+class Derivation:
+    """An expression, its inputs, and the gradient of each input (SymPy expressions)."""
+
+    text: str
+    expression: sp.Expr
+    inputs: tuple[str, ...]
+    wrt: tuple[str, ...]
+    convention: str
+    derivatives: dict[str, sp.Expr] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    # --- formats ----------------------------------------------------------------------
+    def text_lines(self) -> list[str]:
+        lines = [f"f({', '.join(self.inputs)}) = {to_text(self.expression)}"]
+        for name, d in self.derivatives.items():
+            lines.append(f"df/d{name} = {to_text(d)}")
+        return lines
+
+    def latex(self) -> str:
+        """LaTeX lines: the function, then each partial derivative."""
+        args = ", ".join(_latex_name(n) for n in self.inputs)
+        lines = [f"f({args}) = {to_latex(self.expression)}"]
+        for name, d in self.derivatives.items():
+            lines.append(rf"\frac{{\partial f}}{{\partial {_latex_name(name)}}} = "
+                         f"{to_latex(d)}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "expression": to_text(self.expression),
+            "input": self.text,
+            "inputs": list(self.inputs),
+            "convention": self.convention,
+            "derivatives": {
+                name: {"text": to_sympy_text(d), "symgrad": to_text(d),
+                       "latex": to_latex(d)}
+                for name, d in self.derivatives.items()
+            },
+            "notes": list(self.notes),
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def _repr_latex_(self) -> str:
+        body = r" \\ ".join(self.latex().split("\n"))
+        return rf"$\begin{{aligned}} {body} \end{{aligned}}$".replace(" = ", " &= ", -1)
+
+    def __str__(self) -> str:
+        return "\n".join(self.text_lines())
+
+    # --- numbers ----------------------------------------------------------------------
+    @cached_property
+    def exact_program(self) -> program.Program:
+        return program.build(self.expression, self.inputs, self.wrt, self.convention)
+
+    def module_source(self, *, command: str = "", title: str | None = None) -> str:
+        """A standalone NumPy module computing the value and the gradient."""
+        problem = render.check_input_names(self.inputs)
+        if problem:
+            raise SymgradError(problem)
+        lowered = numpy_code.lower(self.exact_program)
+        from symgrad import __version__
+
+        if self.derivatives:
+            gradient_doc = [f"df/d{n} = {to_text(d)}" for n, d in self.derivatives.items()]
+        else:
+            gradient_doc = ["(formulas omitted: the expression is too long to display)"]
+        return render.render_module(
+            lowered,
+            expression=self.text.strip(),
+            title=title or f"{_short(to_text(self.expression))} and its gradient, "
+            "in NumPy.",
+            version=__version__,
+            command=command or f"symgrad generate {_shell_quote(self.text.strip())}",
+            convention=self.convention,
+            value_doc=[f"f({', '.join(self.inputs)}) = {_short(to_text(self.expression), 2000)}"],
+            gradient_doc=gradient_doc,
+            notes=self.notes,
+        )
+
+    @cached_property
+    def module(self) -> types.ModuleType:
+        """The generated module, compiled in memory (our own generated source only)."""
+        source = self.module_source()
+        module = types.ModuleType("symgrad_generated")
+        code = compile(source, "<symgrad generated>", "exec")
+        exec(code, module.__dict__)  # noqa: S102 - symgrad's generated code, not input
+        return module
+
+    def evaluate(self, values: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """Value and gradients at the given input values (NumPy arrays or numbers)."""
+        missing = [n for n in self.inputs if n not in values]
+        if missing:
+            raise SymgradError(f"--at needs a value for {', '.join(missing)}")
+        extra = [n for n in values if n not in self.inputs]
+        if extra:
+            raise SymgradError(f"--at gives {', '.join(extra)}, which the expression "
+                               f"does not use (inputs: {', '.join(self.inputs)})")
+        import numpy as np
+
+        args = [values[n] for n in self.inputs]
+        try:
+            with np.errstate(all="raise"):
+                np.broadcast_shapes(*(np.shape(a) for a in args))
+        except ValueError as exc:
+            raise SymgradError(f"--at: the input shapes do not broadcast: {exc}") from None
+        value, grads = self.module.value_and_grad(*args)
+        return value, dict(zip(self.inputs, grads, strict=True))
+
+
+def derive(text: str | Parsed, *, wrt: Sequence[str] | None = None,
+           inputs: Sequence[str] | None = None, convention: str = "torch") -> Derivation:
+    """Parse `text` and differentiate it with respect to each input (or `wrt`)."""
+    if convention not in CONVENTIONS:
+        raise SymgradError(f"unknown convention '{convention}': use torch or jax")
+    parsed = text if isinstance(text, Parsed) else parse(text)
+    names = _order_inputs(parsed, inputs)
+    wanted = tuple(names if not wrt else wrt)
+    for name in wanted:
+        if name not in names:
+            raise SymgradError(f"--wrt names '{name}', which is not an input "
+                               f"(inputs: {', '.join(names) or 'none'})")
+    derivation = Derivation(text=parsed.text, expression=parsed.expr, inputs=names,
+                            wrt=wanted, convention=convention)
+    derivation.notes = _notes(parsed.expr, convention)
+    if len(parsed.text) <= DISPLAY_LIMIT:
+        shown = program.build(parsed.expr, names, wanted, convention, readable=True)
+        grads = program.gradient_expressions(shown)
+        derivation.derivatives = {n: _tidy(grads[n]) for n in wanted}
+    return derivation
+
+
+def _order_inputs(parsed: Parsed, inputs: Sequence[str] | None) -> tuple[str, ...]:
+    if not inputs:
+        return parsed.inputs
+    names = tuple(inputs)
+    if len(set(names)) != len(names):
+        raise SymgradError("--inputs lists a name twice")
+    missing = [n for n in parsed.inputs if n not in names]
+    if missing:
+        raise SymgradError(f"--inputs must list every input; missing: {', '.join(missing)}")
+    for name in names:
+        if not name.isidentifier() or name.startswith("_"):
+            raise SymgradError(f"--inputs: '{name}' is not a valid input name")
+    return names
+
+
+def _tidy(expr: sp.Expr) -> sp.Expr:
+    """A light, safe simplification: collect common factors, keep kinks as written."""
+    if sp.count_ops(expr) > 200:
+        return expr
+    try:
+        tidied = sp.factor_terms(expr)
+    except Exception:  # pragma: no cover - SymPy internals; keep the unsimplified form
+        return expr
+    return tidied if sp.count_ops(tidied) <= sp.count_ops(expr) else expr
+
+
+def _notes(expr: sp.Expr, convention: str) -> list[str]:
+    from symgrad import registry
+
+    notes: list[str] = []
+    seen: set[str] = set()
+    for node in sp.preorder_traversal(expr):
+        if not isinstance(node, sp.Basic) or not node.args:
+            continue
+        rule = registry.BY_CLASS.get(node.func)
+        if rule is None or rule.kink == SMOOTH or rule.name in seen:
+            continue
+        if rule.name == "pow" and node.args[1].is_Number:
+            continue  # x**2 and sqrt(x): no kink convention involved
+        seen.add(rule.name)
+        if node.func in F.MASKS:
+            notes.append(f"{to_text(node).strip('()')} is piecewise constant: its "
+                         "derivative is 0 everywhere (PyTorch gives a comparison's "
+                         "output no gradient at all)")
+        else:
+            kink = rule.kink
+            if convention == "jax" and rule.jax is not None:
+                kink += " [--convention jax: JAX's value is used]"
+            notes.append(f"{rule.signature}: {kink}")
+    return notes
+
+
+def _latex_name(name: str) -> str:
+    return name if len(name) == 1 else rf"\mathrm{{{name}}}".replace("_", r"\_")
+
+
+def _short(text: str, limit: int = 70) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _shell_quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)

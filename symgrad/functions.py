@@ -1,0 +1,86 @@
+"""SymPy function classes for what SymPy itself does not have (or spells differently).
+
+SymPy already knows sin, exp, erf, Abs, floor, ... and symgrad uses those classes directly.
+The classes here cover the rest of symgrad's language: numerically careful elementwise
+functions (log1p, softplus, ...), functions with kinks whose derivative convention must be
+PyTorch's (relu, clip, maximum, ...), masks made by comparisons (usable in arithmetic, true
+= 1), reductions over all elements (sum, max, norm, ...), and a few internal helpers that
+derivative rules need (size, safe reciprocal, unbroadcast).
+
+These classes carry no derivative rules and no printing: both live in the registry
+(`symgrad.registry`), one row per function. Each class only says how many arguments it
+takes and, where SymPy would otherwise be wrong, that its value is real.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+
+class SymgradFunction(sp.Function):
+    """Base of symgrad's own SymPy functions: real-valued, never auto-differentiated."""
+
+    is_real = True
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:  # pragma: no cover - guard
+        raise TypeError(
+            f"{type(self).__name__} is differentiated by symgrad's registry, "
+            "not by sympy.diff"
+        )
+
+
+def _make(name: str, nargs: int | tuple[int, ...]) -> type[SymgradFunction]:
+    return type(name, (SymgradFunction,), {"nargs": nargs, "__module__": __name__})
+
+
+# Elementwise functions that SymPy lacks or would rewrite into a less exact form.
+exp2 = _make("exp2", 1)
+expm1 = _make("expm1", 1)
+log2 = _make("log2", 1)
+log10 = _make("log10", 1)
+log1p = _make("log1p", 1)
+sigmoid = _make("sigmoid", 1)
+softplus = _make("softplus", 1)
+relu = _make("relu", 1)
+silu = _make("silu", 1)
+round_ = _make("round_", 1)
+hypot = _make("hypot", 2)
+clip = _make("clip", 3)
+maximum = _make("maximum", 2)
+minimum = _make("minimum", 2)
+where = _make("where", 3)
+
+# Masks: 1 where the relation holds, else 0 (numeric, so they can be multiplied).
+lt = _make("lt", 2)
+le = _make("le", 2)
+gt = _make("gt", 2)
+ge = _make("ge", 2)
+eq = _make("eq", 2)
+ne = _make("ne", 2)
+logical_and = _make("logical_and", 2)
+logical_or = _make("logical_or", 2)
+logical_not = _make("logical_not", 1)
+
+# Reductions over all elements: the result is a scalar.
+sum_ = _make("sum_", 1)
+mean = _make("mean", 1)
+prod = _make("prod", 1)
+amax = _make("amax", 1)
+amin = _make("amin", 1)
+norm = _make("norm", 1)
+norm1 = _make("norm1", 1)
+norminf = _make("norminf", 1)
+logsumexp = _make("logsumexp", 1)
+
+# Internal helpers that derivative rules are written with.
+size = _make("size", 1)
+prod_grad = _make("prod_grad", 2)
+safe_recip = _make("safe_recip", 1)
+unbroadcast = _make("unbroadcast", 2)
+
+REDUCTIONS: frozenset[type] = frozenset(
+    {sum_, mean, prod, amax, amin, norm, norm1, norminf, logsumexp, size}
+)
+MASKS: frozenset[type] = frozenset(
+    {lt, le, gt, ge, eq, ne, logical_and, logical_or, logical_not}
+)

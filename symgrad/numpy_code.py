@@ -1,0 +1,217 @@
+"""NumPy code for a reverse program: named lines for the forward and backward traces.
+
+Every forward step becomes one line `v<k> = ...` spelled with the registry's NumPy
+template. The backward trace becomes lines `g<k> = ...` (the adjoint of v<k>) and
+`t<k> = ...` (the partial derivatives' own subexpressions), emitted once each: identical
+subexpressions are shared, and a partial that equals a forward value (exp's partial is its
+own output) reuses that value instead of computing it again.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from symgrad import functions as F
+from symgrad import registry
+from symgrad.program import SEED, Program
+
+
+@dataclass
+class Line:
+    name: str
+    code: str
+    comment: str = ""
+
+
+@dataclass
+class NumpyProgram:
+    """The pieces a module template lays out."""
+
+    inputs: tuple[str, ...]
+    forward: list[Line]
+    backward: list[Line]
+    value: str  # the forward line (or input/literal) holding the value
+    gradients: dict[str, str]  # input name -> code of its (unshaped) gradient
+    helpers: tuple[str, ...]  # runtime helpers used, without the leading underscore
+
+
+def literal(expr: sp.Expr) -> str:
+    """A constant as Python source."""
+    if expr is sp.oo:
+        return "np.inf"
+    if expr is sp.S.NegativeInfinity:
+        return "-np.inf"
+    if expr is sp.nan:
+        return "np.nan"
+    if expr is sp.pi:
+        return "np.pi"
+    if expr is sp.E:
+        return "np.e"
+    if expr.is_Integer:
+        return str(int(expr))
+    value = float(expr.evalf(30))
+    if math.isinf(value):
+        return "np.inf" if value > 0 else "-np.inf"
+    if math.isnan(value):
+        return "np.nan"
+    return repr(value)
+
+
+@dataclass
+class _Emitter:
+    names: dict[sp.Expr, str]
+    lines: list[Line]
+    prefix: str
+    helpers: set[str] = field(default_factory=set)
+    counter: int = 0
+
+    def emit(self, expr: sp.Expr, name: str | None = None) -> str:
+        """The code for `expr`: a name or a literal; adds lines for what is new."""
+        if name is None:
+            known = self.names.get(expr)
+            if known is not None:
+                return known
+            if not expr.free_symbols:
+                return literal(expr)
+        code = self.spell(expr)
+        if name is None:
+            self.counter += 1
+            name = f"{self.prefix}{self.counter}"
+        self.lines.append(Line(name, code))
+        self.names.setdefault(expr, name)
+        return name
+
+    def spell(self, expr: sp.Expr) -> str:
+        """One step: the node's operation applied to its arguments' names."""
+        if expr.is_Symbol or not expr.args:
+            return self.emit(expr) if expr in self.names else literal(expr)
+        if isinstance(expr, sp.Add):
+            return self._add(expr)
+        if isinstance(expr, sp.Mul):
+            return self._mul(expr)
+        if isinstance(expr, sp.Pow):
+            return self._pow(expr)
+        if expr.func is F.unbroadcast:
+            term, target = expr.args
+            return f"_unbroadcast({self.emit(term)}, np.shape({self.emit(target)}))"
+        rule = registry.rule_for(expr)
+        self.helpers.update(rule.helpers)
+        if rule.name == "unbroadcast":  # pragma: no cover - handled above
+            raise AssertionError
+        codes = [self.emit(a) for a in expr.args]
+        if callable(rule.numpy):
+            return rule.numpy(*codes)
+        if "_" in rule.numpy:
+            self.helpers.update(_helper_names(rule.numpy))
+        return rule.numpy.format(*codes)
+
+    def _add(self, expr: sp.Expr) -> str:
+        parts: list[str] = []
+        for term in _ordered(expr.args):
+            coefficient, rest = term.as_coeff_Mul()
+            if coefficient.is_Number and coefficient < 0 and rest is not sp.S.One:
+                code = self.emit(-coefficient * rest if coefficient != -1 else rest)
+                parts.append(f"- {code}")
+            else:
+                parts.append(f"+ {self.emit(term)}")
+        text = " ".join(parts)
+        return text[2:] if text.startswith("+ ") else "-" + text[2:]
+
+    def _mul(self, expr: sp.Expr) -> str:
+        coefficient, rest = expr.as_coeff_Mul()
+        numerator: list[str] = []
+        denominator: list[str] = []
+        for factor in _ordered(sp.Mul.make_args(rest)):
+            base, exponent = factor.as_base_exp()
+            if exponent.is_Number and exponent < 0:
+                denominator.append(self.emit(sp.Pow(base, -exponent)))
+            else:
+                numerator.append(self.emit(factor))
+        if coefficient != 1 and coefficient != -1:
+            numerator.insert(0, literal(coefficient))
+        text = " * ".join(numerator) if numerator else "1"
+        if denominator:
+            text += " / " + (denominator[0] if len(denominator) == 1
+                             else "(" + " * ".join(denominator) + ")")
+        return "-" + text if coefficient == -1 else text
+
+    def _pow(self, expr: sp.Expr) -> str:
+        base, exponent = expr.args
+        code = self.emit(base)
+        if code.startswith("-"):
+            code = f"({code})"
+        if exponent == sp.S.Half:
+            return f"np.sqrt({code})"
+        if exponent == -sp.S.Half:
+            return f"1 / np.sqrt({code})"
+        if exponent == -1:
+            return f"1 / {code}"
+        if exponent.is_Number and exponent < 0:
+            return f"1 / {code} ** {literal(-exponent)}"
+        exp_code = self.emit(exponent)
+        if exp_code.startswith("-"):
+            exp_code = f"({exp_code})"
+        return f"{code} ** {exp_code}"
+
+
+def _helper_names(template: str) -> set[str]:
+    import re
+
+    return set(re.findall(r"(?<![\w.])_([a-z][a-z0-9_]*)\(", template))
+
+
+def _ordered(args: tuple[sp.Expr, ...]) -> list[sp.Expr]:
+    return sorted(args, key=sp.default_sort_key)
+
+
+def lower(program: Program) -> NumpyProgram:
+    """Forward and backward lines for `program` (built with exact, not readable, rules)."""
+    names: dict[sp.Expr, str] = {}
+    for node in program.nodes:
+        if node.is_input:
+            names[node.var] = node.var.name
+    forward: list[Line] = []
+    fwd = _Emitter(names, forward, "v")
+    value = ""
+    for node in program.nodes:
+        if node.rule is None:
+            if node.index == program.output:
+                value = names.get(node.var) or literal(node.expr)
+            continue
+        fwd.counter += 1
+        name = f"v{fwd.counter}"
+        fwd.names[node.var] = name
+        forward.append(Line(name, fwd.spell(node.local), ""))
+        names.setdefault(node.local, name)
+        if node.index == program.output:
+            value = name
+
+    backward: list[Line] = []
+    bwd = _Emitter(names, backward, "t", helpers=fwd.helpers)
+    names[SEED] = "g"
+    for index in program.backward_order:
+        if index == program.output:
+            continue
+        node = program.nodes[index]
+        gname = "g" + names[node.var][1:]
+        adjoint = program.adjoint(index)
+        if adjoint.is_Symbol and adjoint in names:
+            names[program.adjoint_var[index]] = names[adjoint]
+            continue
+        bwd.emit(adjoint, gname)
+        names[program.adjoint_var[index]] = gname
+    gradients: dict[str, str] = {}
+    for name in program.wrt:
+        node = program.input_node(name)
+        if node is None or not program.adjoint_terms.get(node.index):
+            gradients[name] = "0.0"
+            continue
+        adjoint = program.adjoint(node.index)
+        gradients[name] = bwd.emit(adjoint, f"grad_{name}") if not (
+            adjoint.is_Symbol and adjoint in names) else names[adjoint]
+    return NumpyProgram(inputs=program.inputs, forward=forward, backward=backward,
+                        value=value, gradients=gradients,
+                        helpers=tuple(sorted(bwd.helpers)))

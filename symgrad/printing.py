@@ -1,0 +1,183 @@
+"""Printing: SymPy expressions as symgrad's own language, as SymPy text, and as LaTeX.
+
+- `to_text`: what a user reads and can type back (`max(x)`, `(x < y)`, `lgamma(x)`);
+  parsing it gives the same SymPy expression again.
+- `to_sympy_text`: text that `sympy.sympify` parses: comparisons as Piecewise, and
+  symgrad's own functions as undefined SymPy functions with names that cannot be taken for
+  Python builtins (`amax`, `asum`, ...).
+- `to_latex`: SymPy's LaTeX, with the registry's LaTeX for symgrad's own functions.
+
+Floats print as their shortest round-trip repr (`1.5`, not `1.50000000000000`).
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import PRECEDENCE
+from sympy.printing.str import StrPrinter
+
+from symgrad import functions as F
+from symgrad import registry
+
+_OPERATORS = {
+    F.lt: "<", F.le: "<=", F.gt: ">", F.ge: ">=", F.eq: "==", F.ne: "!=",
+}
+# Language names of SymPy's own classes where SymPy's name differs.
+_SYMPY_NAMES = {
+    sp.Abs: "abs", sp.ceiling: "ceil", sp.loggamma: "lgamma",
+}
+
+
+def _float_text(value: sp.Float) -> str:
+    number = float(value)
+    text = repr(number)
+    return text if number == number and abs(number) != float("inf") else str(value)
+
+
+class TextPrinter(StrPrinter):
+    """symgrad's own language."""
+
+    def _print_Float(self, expr: sp.Float) -> str:
+        return _float_text(expr)
+
+    def _print_Infinity(self, expr: sp.Expr) -> str:
+        return "inf"
+
+    def _print_NegativeInfinity(self, expr: sp.Expr) -> str:
+        return "-inf"
+
+    def _print_Exp1(self, expr: sp.Expr) -> str:
+        return "e"
+
+    def _print_Function(self, expr: sp.Expr) -> str:
+        func = expr.func
+        if func in _OPERATORS:
+            left, right = (self._print(a) for a in expr.args)
+            return f"({left} {_OPERATORS[func]} {right})"
+        if func is F.logical_and or func is F.logical_or:
+            word = "and" if func is F.logical_and else "or"
+            left, right = (self._print(a) for a in expr.args)
+            return f"({left} {word} {right})"
+        if func is F.logical_not:
+            return f"(not {self._print(expr.args[0])})"
+        if func is sp.polygamma:
+            order, arg = expr.args
+            if order == 0:
+                return f"digamma({self._print(arg)})"
+            return f"polygamma({self._print(order)}, {self._print(arg)})"
+        name = self.function_name(expr)
+        return f"{name}({', '.join(self.argument(a) for a in expr.args)})"
+
+    def argument(self, arg: sp.Expr) -> str:
+        """A function argument: a comparison needs no parentheses of its own there."""
+        text = self._print(arg)
+        if isinstance(arg, sp.Basic) and arg.func in F.MASKS and text.startswith("("):
+            return text[1:-1]
+        return text
+
+    def function_name(self, expr: sp.Expr) -> str:
+        func = expr.func
+        if func in _SYMPY_NAMES:
+            return _SYMPY_NAMES[func]
+        rule = registry.BY_CLASS.get(func)
+        if rule is not None and rule.names:
+            return rule.names[0]
+        if rule is not None and rule.signature.startswith("norm("):
+            return "norm"
+        return func.__name__
+
+    def _print_norm1(self, expr: sp.Expr) -> str:
+        return f"norm({self.argument(expr.args[0])}, 1)"
+
+    def _print_norminf(self, expr: sp.Expr) -> str:
+        return f"norm({self.argument(expr.args[0])}, inf)"
+
+    _print_Abs = _print_Function  # type: ignore[assignment]
+    _print_sign = _print_Function  # type: ignore[assignment]
+    _print_ceiling = _print_Function  # type: ignore[assignment]
+    _print_floor = _print_Function  # type: ignore[assignment]
+
+
+# SymPy-parsable names for symgrad's functions that would clash with Python builtins
+# or with SymPy functions of another meaning.
+_SYMPIFY_NAMES = {
+    F.sum_: "asum", F.amax: "amax", F.amin: "amin", F.prod: "aprod",
+    F.round_: "round_half_even", F.maximum: "Max", F.minimum: "Min",
+    F.norm1: "norm1", F.norminf: "norminf", sp.loggamma: "loggamma",
+    sp.ceiling: "ceiling", sp.Abs: "Abs",
+}
+
+
+class SympyTextPrinter(TextPrinter):
+    """Text for `sympy.sympify`: comparisons become Piecewise, names avoid builtins."""
+
+    def _print_Function(self, expr: sp.Expr) -> str:
+        func = expr.func
+        args = [self._print(a) for a in expr.args]
+        if func in _OPERATORS:
+            return f"Piecewise((1, {args[0]} {_OPERATORS[func]} {args[1]}), (0, True))"
+        if func is F.logical_and or func is F.logical_or:
+            op = "&" if func is F.logical_and else "|"
+            return (f"Piecewise((1, Ne({args[0]}, 0) {op} Ne({args[1]}, 0)), "
+                    "(0, True))")
+        if func is F.logical_not:
+            return f"Piecewise((1, Eq({args[0]}, 0)), (0, True))"
+        if func is F.where:
+            return f"Piecewise(({args[1]}, Ne({args[0]}, 0)), ({args[2]}, True))"
+        if func is sp.polygamma:
+            return f"polygamma({args[0]}, {args[1]})"
+        name = _SYMPIFY_NAMES.get(func) or self.function_name(expr)
+        return f"{name}({', '.join(args)})"
+
+    _print_norm1 = _print_Function  # type: ignore[assignment]
+    _print_norminf = _print_Function  # type: ignore[assignment]
+
+    def _print_Infinity(self, expr: sp.Expr) -> str:
+        return "oo"
+
+    def _print_NegativeInfinity(self, expr: sp.Expr) -> str:
+        return "-oo"
+
+    def _print_Exp1(self, expr: sp.Expr) -> str:
+        return "E"
+
+
+class SymgradLatexPrinter(LatexPrinter):
+    """SymPy's LaTeX, with the registry's templates for symgrad's own functions."""
+
+    def _print_Float(self, expr: sp.Float) -> str:
+        text = _float_text(expr)
+        if "e" in text and "inf" not in text:
+            mantissa, exponent = text.split("e")
+            return rf"{mantissa} \cdot 10^{{{int(exponent)}}}"
+        return text
+
+    def _print_Function(self, expr: sp.Expr, exp: str | None = None) -> str:
+        rule = registry.BY_CLASS.get(expr.func)
+        if rule is not None and rule.latex is not None and isinstance(
+                expr, F.SymgradFunction):
+            args = [self._print(a) for a in expr.args]
+            text = rule.latex.format(*args)
+            if exp is not None:
+                text = rf"\left({text}\right)^{{{exp}}}"
+            return text
+        return super()._print_Function(expr, exp)
+
+
+def to_text(expr: sp.Expr) -> str:
+    """Print in symgrad's language."""
+    return TextPrinter({"order": None}).doprint(expr)
+
+
+def to_sympy_text(expr: sp.Expr) -> str:
+    """Print as text that `sympy.sympify` parses."""
+    return SympyTextPrinter({"order": None}).doprint(expr)
+
+
+def to_latex(expr: sp.Expr) -> str:
+    """Print as LaTeX math (no surrounding dollars)."""
+    return SymgradLatexPrinter({"mul_symbol": None}).doprint(expr)
+
+
+__all__ = ["to_text", "to_sympy_text", "to_latex", "PRECEDENCE"]

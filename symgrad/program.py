@@ -1,0 +1,248 @@
+"""The reverse program: a forward trace of an expression and its adjoint (backward) trace.
+
+The forward trace lists each distinct subexpression once (common subexpressions are
+shared: SymPy nodes are hashable), in an order where arguments come first. The backward
+trace walks it in reverse: the adjoint of a node is the sum, over its consumers, of the
+consumer's adjoint times the registry's local partial derivative. This one program is what
+`symgrad derive` shows, what `--at` evaluates and what `symgrad generate` writes as NumPy.
+
+Shapes: inputs may be arrays that broadcast against each other. Each node records which
+inputs it depends on elementwise (a reduction's result is a scalar and depends on none).
+Where an argument depends on fewer inputs than its consumer, the contribution to its
+adjoint is summed back to its shape (`unbroadcast`); in displayed formulas, where all
+inputs are taken to have one shape, that is a `sum(...)` only when the argument is a
+scalar (a reduction's result).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from symgrad import functions as F
+from symgrad import registry
+from symgrad.registry import Rule
+
+SEED = sp.Symbol("_G", real=True)  # the adjoint of the output (grad_output)
+
+
+@dataclass
+class Node:
+    """One step of the forward trace."""
+
+    index: int
+    expr: sp.Expr  # the subexpression, in terms of the inputs
+    var: sp.Expr  # its name in the program: the input symbol, or _v<index>
+    rule: Rule | None  # None for inputs and constants
+    args: tuple[int, ...] = ()
+    deps: frozenset[str] = frozenset()  # inputs it depends on elementwise
+    needs_grad: bool = False  # some input of interest flows into it
+    is_input: bool = False
+    is_constant: bool = False
+
+    @property
+    def local(self) -> sp.Expr:
+        """The step in terms of its arguments' names (v3 = sin(v2))."""
+        return self.expr if self.rule is None else self._local
+
+    _local: sp.Expr = field(default=sp.S.Zero, repr=False)
+
+
+@dataclass
+class Contribution:
+    """One term of an adjoint: `source`'s adjoint times d source / d target."""
+
+    source: int  # the consumer node
+    position: int  # which argument of the consumer
+    partial: sp.Expr  # local partial derivative, in program names
+    term: sp.Expr  # adjoint(source) * partial, summed back to the target's shape
+
+
+@dataclass
+class Program:
+    """Forward trace, backward trace and what they were built for."""
+
+    expr: sp.Expr
+    inputs: tuple[str, ...]
+    wrt: tuple[str, ...]
+    convention: str
+    readable: bool
+    nodes: list[Node]
+    output: int
+    adjoint_var: dict[int, sp.Symbol]  # node index -> _g<index>
+    adjoint_terms: dict[int, list[Contribution]]
+    backward_order: list[int]  # nodes whose adjoint is defined, consumers first
+
+    def adjoint(self, index: int) -> sp.Expr:
+        """The adjoint of node `index` as a sum of terms (program names)."""
+        if index == self.output:
+            return SEED
+        return sp.Add(*(c.term for c in self.adjoint_terms.get(index, [])))
+
+    def input_node(self, name: str) -> Node | None:
+        for node in self.nodes:
+            if node.is_input and node.var.name == name:
+                return node
+        return None
+
+    def rules_used(self) -> list[Rule]:
+        seen: dict[str, Rule] = {}
+        for node in self.nodes:
+            if node.rule is not None:
+                seen.setdefault(node.rule.name, node.rule)
+        return list(seen.values())
+
+
+def var_symbol(index: int) -> sp.Symbol:
+    return sp.Symbol(f"_v{index}", real=True)
+
+
+def adjoint_symbol(index: int) -> sp.Symbol:
+    return sp.Symbol(f"_g{index}", real=True)
+
+
+def _is_constant(expr: sp.Expr) -> bool:
+    return not expr.free_symbols
+
+
+def build(expr: sp.Expr, inputs: tuple[str, ...], wrt: tuple[str, ...] | None = None,
+          convention: str = "torch", readable: bool = False) -> Program:
+    """Build the forward and backward traces of `expr`.
+
+    `readable` uses the registry's display forms of the partials (for formulas shown to a
+    person); otherwise the exact convention rules (for numbers and generated code).
+    """
+    if convention not in ("torch", "jax"):
+        raise ValueError(f"unknown convention {convention!r}: use 'torch' or 'jax'")
+    wrt = tuple(inputs if wrt is None else wrt)
+    nodes: list[Node] = []
+    index_of: dict[sp.Expr, int] = {}
+
+    def add_node(e: sp.Expr, **kwargs: object) -> int:
+        node = Node(index=len(nodes), expr=e, **kwargs)  # type: ignore[arg-type]
+        nodes.append(node)
+        index_of[e] = node.index
+        return node.index
+
+    # Inputs first, in argument order, so that their names are stable.
+    for name in inputs:
+        sym = sp.Symbol(name, real=True)
+        add_node(sym, var=sym, rule=None, deps=frozenset({name}),
+                 needs_grad=name in wrt, is_input=True)
+
+    # Forward trace: iterative post-order walk (expressions can be deep).
+    stack: list[tuple[sp.Expr, bool]] = [(expr, False)]
+    while stack:
+        e, expanded = stack.pop()
+        if e in index_of:
+            continue
+        if e.is_Symbol:
+            raise ValueError(f"input '{e}' is not among the inputs {list(inputs)}")
+        if _is_constant(e):
+            add_node(e, var=e, rule=None, is_constant=True)
+            continue
+        if not expanded:
+            stack.append((e, True))
+            stack.extend((a, False) for a in reversed(e.args) if a not in index_of)
+            continue
+        rule = registry.rule_for(e)
+        args = tuple(index_of[a] for a in e.args)
+        if rule.reduction:
+            deps: frozenset[str] = frozenset()
+        else:
+            deps = frozenset().union(*(nodes[a].deps for a in args))
+        needs = any(nodes[a].needs_grad for a in args)
+        i = add_node(e, var=sp.S.Zero, rule=rule, args=args, deps=deps, needs_grad=needs)
+        node = nodes[i]
+        node.var = var_symbol(i)
+        node._local = e.func(*(nodes[a].var for a in args), evaluate=False)
+    output = index_of[expr]
+
+    # Backward trace.
+    adjoint_var: dict[int, sp.Symbol] = {output: SEED}
+    terms: dict[int, list[Contribution]] = {}
+    order: list[int] = []
+    for node in reversed(nodes):
+        if node.rule is None or not node.needs_grad:
+            continue
+        if node.index != output and not terms.get(node.index):
+            continue
+        if node.index != output:
+            adjoint_var[node.index] = adjoint_symbol(node.index)
+        order.append(node.index)
+        arg_vars = [nodes[a].var for a in node.args]
+        partials = (node.rule.readable_partials if readable else node.rule.partials)(
+            arg_vars, node.var, convention)
+        upstream = adjoint_var[node.index]
+        for position, (a, partial) in enumerate(zip(node.args, partials, strict=True)):
+            target = nodes[a]
+            if not target.needs_grad or partial == 0:
+                continue
+            term = upstream * partial
+            if target.deps < node.deps:  # the argument was broadcast: sum back
+                term = F.unbroadcast(term, target.var)
+            terms.setdefault(a, []).append(Contribution(node.index, position, partial,
+                                                        term))
+    for node in nodes:
+        if node.is_input and node.needs_grad and terms.get(node.index):
+            adjoint_var[node.index] = adjoint_symbol(node.index)
+    return Program(expr=expr, inputs=tuple(inputs), wrt=wrt, convention=convention,
+                   readable=readable, nodes=nodes, output=output,
+                   adjoint_var=adjoint_var, adjoint_terms=terms, backward_order=order)
+
+
+def gradient_expressions(program: Program) -> dict[str, sp.Expr]:
+    """Each input's gradient as one expression of the inputs (for display).
+
+    Adjoints are substituted back into each other and program names into the
+    subexpressions they stand for; `unbroadcast` becomes `sum` where its target is a
+    scalar, and disappears elsewhere (all inputs are shown as if of one shape).
+    """
+    resolved: dict[sp.Symbol, sp.Expr] = {SEED: sp.S.One}
+    for i in program.backward_order:
+        if i == program.output:
+            continue
+        resolved[program.adjoint_var[i]] = _resolve(program, i, resolved)
+    result: dict[str, sp.Expr] = {}
+    for name in program.wrt:
+        node = program.input_node(name)
+        if node is None or not program.adjoint_terms.get(node.index):
+            result[name] = sp.S.Zero
+            continue
+        result[name] = _resolve(program, node.index, resolved)
+    return result
+
+
+def _resolve(program: Program, index: int, resolved: dict[sp.Symbol, sp.Expr]
+             ) -> sp.Expr:
+    value = program.adjoint(index).xreplace(resolved)
+    value = value.xreplace({n.var: n.expr for n in program.nodes if n.rule is not None})
+    return display_form(value, program)
+
+
+def display_form(expr: sp.Expr, program: Program | None = None) -> sp.Expr:
+    """Rewrite internal helpers for a reader: safe_recip(a) -> 1/a, unbroadcast -> sum."""
+
+    def unbroadcast(term: sp.Expr, target: sp.Expr) -> sp.Expr:
+        scalar = not _elementwise_symbols(target)
+        return F.sum_(term) if scalar and _elementwise_symbols(term) else term
+
+    def size(arg: sp.Expr) -> sp.Expr:
+        symbols = _elementwise_symbols(arg)
+        return F.size(next(iter(symbols))) if len(symbols) == 1 else F.size(arg)
+
+    return (expr.replace(F.safe_recip, lambda a: 1 / a)
+            .replace(F.unbroadcast, unbroadcast).replace(F.size, size))
+
+
+def _elementwise_symbols(expr: sp.Expr) -> set[sp.Symbol]:
+    """Symbols that `expr` depends on elementwise (not only through reductions)."""
+    if expr.is_Symbol:
+        return {expr}
+    if isinstance(expr, sp.Basic) and expr.func in F.REDUCTIONS:
+        return set()
+    found: set[sp.Symbol] = set()
+    for arg in expr.args:
+        found |= _elementwise_symbols(arg)
+    return found

@@ -1,0 +1,445 @@
+"""The function registry: one row per function, the single source of every rule.
+
+A row (`Rule`) holds, for one function of symgrad's language:
+
+- ``names``/``arity``/``build``: how the parser spells it and turns arguments into SymPy;
+- ``cls``: the SymPy class of the node it builds (how an expression finds its row);
+- ``grad``: the local partial derivatives d out / d arg_i as SymPy expressions of the
+  arguments and of ``out`` (the node itself), written with PyTorch's conventions at kinks;
+- ``jax``: the partials where JAX's convention differs (None: the same as PyTorch's);
+- ``shown``: a more readable form of ``grad`` for display, equal to it off the kinks;
+- ``kink``: one line saying what the convention picks where the function is not smooth;
+- ``numpy``: its NumPy spelling, a format string over the argument codes ``{0}, {1}``
+  (``_name(...)`` calls a helper from `symgrad.runtime` that generated modules carry);
+- ``latex``: a LaTeX format string, or None when SymPy's own LaTeX is right;
+- ``torch``: the PyTorch reference, ``(torch_module, *tensors) -> tensor``, for tests;
+- ``domain``/``kinks_at``: where the tests draw random points and which kinks they hit.
+
+Adding a function is adding one row here: the parser, the derivatives, the generated code,
+the catalog (`symgrad functions`) and the agreement tests all iterate this table.
+For arrays, every derivative is the gradient of the sum of the output, as
+``f(x).sum().backward()`` gives; the reverse program multiplies the partials below by the
+upstream gradient and sums them back to each argument's shape.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy as sp
+
+from symgrad import functions as F
+
+Partials = Callable[..., tuple[sp.Expr, ...]]
+
+INF = math.inf
+SMOOTH = "smooth wherever it is defined"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One function of the language; see the module docstring for each field."""
+
+    name: str
+    cls: type
+    signature: str
+    description: str
+    grad: Partials
+    numpy: str | Callable[..., str]
+    torch: Callable[..., Any]
+    names: tuple[str, ...] = ()
+    arity: tuple[int, int | None] = (1, 1)
+    build: Callable[..., sp.Expr] | None = None
+    jax: Partials | None = None
+    shown: Partials | None = None
+    kink: str = SMOOTH
+    latex: str | None = None
+    helpers: tuple[str, ...] = ()
+    domain: tuple[tuple[float, float], ...] = ((-3.0, 3.0),)
+    kinks_at: tuple[tuple[float, ...], ...] = ()
+    reduction: bool = False
+    fixed_args: dict[int, Any] = field(default_factory=dict)
+
+    def partials(self, args: Sequence[sp.Expr], out: sp.Expr, convention: str = "torch"
+                 ) -> tuple[sp.Expr, ...]:
+        """Local partial derivatives of this node under the given convention."""
+        rule = self.jax if (convention == "jax" and self.jax is not None) else self.grad
+        return tuple(sp.sympify(p) for p in rule(*args, out))
+
+    def readable_partials(self, args: Sequence[sp.Expr], out: sp.Expr,
+                          convention: str = "torch") -> tuple[sp.Expr, ...]:
+        """Partials as shown to a reader: `shown` where given, else the exact rule."""
+        if self.shown is not None and not (convention == "jax" and self.jax is not None):
+            return tuple(sp.sympify(p) for p in self.shown(*args, out))
+        return self.partials(args, out, convention)
+
+
+# Shorthands for writing rules.
+x_, y_ = sp.symbols("x y", real=True)
+sqrt, exp, log, pi = sp.sqrt, sp.exp, sp.log, sp.pi
+HALF = sp.Rational(1, 2)
+
+
+def _zero(*args: sp.Expr) -> tuple[sp.Expr, ...]:
+    return tuple(sp.S.Zero for _ in args[:-1])
+
+
+def _pow_grad(b: sp.Expr, e: sp.Expr, out: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
+    # PyTorch: d/db = e * b**(e-1) (0 where e == 0); d/de = out * log(b), 0 where b == 0
+    # and e >= 0 (the limit of b**e log b).
+    if e.is_Number:
+        db = e * b ** (e - 1)
+    else:
+        db = F.where(F.eq(e, 0), 0, e * b ** (e - 1))
+    if b.is_Number:
+        de = out * sp.log(b) if b > 0 else F.where(F.eq(b, 0), 0, out * sp.log(b))
+    else:
+        de = F.where(F.logical_and(F.eq(b, 0), F.ge(e, 0)), 0, out * sp.log(b))
+    return db, de
+
+
+def _mul_grad(*args: sp.Expr) -> tuple[sp.Expr, ...]:
+    factors = args[:-1]
+    return tuple(sp.Mul(*(factors[:i] + factors[i + 1:])) for i in range(len(factors)))
+
+
+def _fold(cls: type) -> Callable[..., sp.Expr]:
+    def build(*args: sp.Expr) -> sp.Expr:
+        result = args[0]
+        for arg in args[1:]:
+            result = cls(result, arg)
+        return result
+
+    return build
+
+
+def _build_norm(x: sp.Expr, p: sp.Expr = sp.Integer(2)) -> sp.Expr:
+    if p == 2:
+        return F.norm(x)
+    if p == 1:
+        return F.norm1(x)
+    if p == sp.oo:
+        return F.norminf(x)
+    raise ValueError("norm(x, p) supports p = 1, 2 or inf")
+
+
+def _evenly(x: sp.Expr, out: sp.Expr) -> sp.Expr:
+    # The gradient of a max/min over all elements is split evenly among the ties.
+    return F.eq(x, out) / F.sum_(F.eq(x, out))
+
+
+RULES: tuple[Rule, ...] = (
+    # --- arithmetic: SymPy's own Add, Mul and Pow -------------------------------------
+    Rule("add", sp.Add, "a + b", "sum of terms (a - b is a + (-1)*b)",
+         grad=lambda *a: tuple(sp.S.One for _ in a[:-1]), numpy="{0} + {1}",
+         torch=lambda t, a, b: a + b, arity=(2, None), domain=((-3, 3), (-3, 3))),
+    Rule("mul", sp.Mul, "a * b", "product of factors (a / b is a * b**-1)",
+         grad=_mul_grad, numpy="{0} * {1}", torch=lambda t, a, b: a * b,
+         arity=(2, None), domain=((-3, 3), (-3, 3))),
+    Rule("pow", sp.Pow, "a ** b", "power; also written a ^ b",
+         grad=_pow_grad,
+         shown=lambda b, e, out: (e * b ** (e - 1), out * sp.log(b)),
+         kink="d/da is 0 where b == 0; d/db is 0 where a == 0 and b >= 0, as PyTorch",
+         numpy="{0} ** {1}", torch=lambda t, a, b: a**b, arity=(2, 2),
+         domain=((0.2, 3), (-2, 2)), kinks_at=((0.0, 2.0), (0.0, 0.5), (2.0, 0.0))),
+    # --- piecewise constant -------------------------------------------------------------
+    Rule("abs", sp.Abs, "abs(x)", "absolute value", names=("abs",),
+         grad=lambda x, out: (sp.sign(x),),
+         jax=lambda x, out: (F.ge(x, 0) - F.lt(x, 0),),
+         kink="abs'(0) is taken as 0, as PyTorch does (JAX: 1)",
+         numpy="np.abs({0})", torch=lambda t, x: t.abs(x), kinks_at=((0.0,),)),
+    Rule("sign", sp.sign, "sign(x)", "sign: -1, 0 or 1", names=("sign",), grad=_zero,
+         kink="piecewise constant: derivative 0 everywhere, the jump at 0 included",
+         numpy="np.sign({0})", torch=lambda t, x: t.sign(x), kinks_at=((0.0,),)),
+    Rule("floor", sp.floor, "floor(x)", "round down", names=("floor",), grad=_zero,
+         kink="piecewise constant: derivative 0 everywhere, at the jumps too",
+         numpy="np.floor({0})", torch=lambda t, x: t.floor(x), kinks_at=((1.0,),)),
+    Rule("ceil", sp.ceiling, "ceil(x)", "round up", names=("ceil",), grad=_zero,
+         kink="piecewise constant: derivative 0 everywhere, at the jumps too",
+         numpy="np.ceil({0})", torch=lambda t, x: t.ceil(x), kinks_at=((1.0,),)),
+    Rule("round", F.round_, "round(x)", "round half to even", names=("round",),
+         grad=_zero, kink="piecewise constant: derivative 0 everywhere, at the jumps too",
+         numpy="np.round({0})", latex=r"\operatorname{{round}}\left({0}\right)",
+         torch=lambda t, x: t.round(x), kinks_at=((0.5,),)),
+    # --- exponentials and logarithms ----------------------------------------------------
+    Rule("exp", sp.exp, "exp(x)", "e to the x", names=("exp",),
+         grad=lambda x, out: (out,), numpy="np.exp({0})", torch=lambda t, x: t.exp(x)),
+    Rule("exp2", F.exp2, "exp2(x)", "2 to the x", names=("exp2",),
+         grad=lambda x, out: (out * sp.log(2),), numpy="np.exp2({0})",
+         latex=r"2^{{{0}}}", torch=lambda t, x: t.exp2(x)),
+    Rule("expm1", F.expm1, "expm1(x)", "exp(x) - 1, exact near 0", names=("expm1",),
+         grad=lambda x, out: (out + 1,), shown=lambda x, out: (sp.exp(x),),
+         numpy="np.expm1({0})", latex=r"\operatorname{{expm1}}\left({0}\right)",
+         torch=lambda t, x: t.expm1(x)),
+    Rule("log", sp.log, "log(x)", "natural logarithm", names=("log",),
+         grad=lambda x, out: (1 / x,), numpy="np.log({0})",
+         torch=lambda t, x: t.log(x), domain=((0.1, 5),)),
+    Rule("log2", F.log2, "log2(x)", "base-2 logarithm", names=("log2",),
+         grad=lambda x, out: (1 / (x * sp.log(2)),), numpy="np.log2({0})",
+         latex=r"\log_{{2}}\left({0}\right)", torch=lambda t, x: t.log2(x),
+         domain=((0.1, 5),)),
+    Rule("log10", F.log10, "log10(x)", "base-10 logarithm", names=("log10",),
+         grad=lambda x, out: (1 / (x * sp.log(10)),), numpy="np.log10({0})",
+         latex=r"\log_{{10}}\left({0}\right)", torch=lambda t, x: t.log10(x),
+         domain=((0.1, 5),)),
+    Rule("log1p", F.log1p, "log1p(x)", "log(1 + x), exact near 0", names=("log1p",),
+         grad=lambda x, out: (1 / (x + 1),), numpy="np.log1p({0})",
+         latex=r"\operatorname{{log1p}}\left({0}\right)",
+         torch=lambda t, x: t.log1p(x), domain=((-0.9, 5),)),
+    # --- trigonometric and hyperbolic ---------------------------------------------------
+    Rule("sin", sp.sin, "sin(x)", "sine", names=("sin",),
+         grad=lambda x, out: (sp.cos(x),), numpy="np.sin({0})",
+         torch=lambda t, x: t.sin(x)),
+    Rule("cos", sp.cos, "cos(x)", "cosine", names=("cos",),
+         grad=lambda x, out: (-sp.sin(x),), numpy="np.cos({0})",
+         torch=lambda t, x: t.cos(x)),
+    Rule("tan", sp.tan, "tan(x)", "tangent", names=("tan",),
+         grad=lambda x, out: (1 + out**2,), shown=lambda x, out: (sp.tan(x) ** 2 + 1,),
+         numpy="np.tan({0})", torch=lambda t, x: t.tan(x), domain=((-1.4, 1.4),)),
+    Rule("asin", sp.asin, "asin(x)", "inverse sine", names=("asin", "arcsin"),
+         grad=lambda x, out: (1 / sp.sqrt(1 - x**2),), numpy="np.arcsin({0})",
+         torch=lambda t, x: t.asin(x), domain=((-0.95, 0.95),)),
+    Rule("acos", sp.acos, "acos(x)", "inverse cosine", names=("acos", "arccos"),
+         grad=lambda x, out: (-1 / sp.sqrt(1 - x**2),), numpy="np.arccos({0})",
+         torch=lambda t, x: t.acos(x), domain=((-0.95, 0.95),)),
+    Rule("atan", sp.atan, "atan(x)", "inverse tangent", names=("atan", "arctan"),
+         grad=lambda x, out: (1 / (x**2 + 1),), numpy="np.arctan({0})",
+         torch=lambda t, x: t.atan(x)),
+    Rule("atan2", sp.atan2, "atan2(y, x)", "angle of the point (x, y)",
+         names=("atan2", "arctan2"), arity=(2, 2),
+         grad=lambda y, x, out: (x / (x**2 + y**2), -y / (x**2 + y**2)),
+         numpy="np.arctan2({0}, {1})", torch=lambda t, y, x: t.atan2(y, x),
+         domain=((-3, 3), (0.2, 3))),
+    Rule("hypot", F.hypot, "hypot(x, y)", "sqrt(x**2 + y**2) without overflow",
+         names=("hypot",), arity=(2, 2), grad=lambda x, y, out: (x / out, y / out),
+         numpy="np.hypot({0}, {1})",
+         latex=r"\operatorname{{hypot}}\left({0}, {1}\right)",
+         torch=lambda t, x, y: t.hypot(x, y), domain=((0.2, 3), (-3, 3))),
+    Rule("sinh", sp.sinh, "sinh(x)", "hyperbolic sine", names=("sinh",),
+         grad=lambda x, out: (sp.cosh(x),), numpy="np.sinh({0})",
+         torch=lambda t, x: t.sinh(x)),
+    Rule("cosh", sp.cosh, "cosh(x)", "hyperbolic cosine", names=("cosh",),
+         grad=lambda x, out: (sp.sinh(x),), numpy="np.cosh({0})",
+         torch=lambda t, x: t.cosh(x)),
+    Rule("tanh", sp.tanh, "tanh(x)", "hyperbolic tangent", names=("tanh",),
+         grad=lambda x, out: (1 - out**2,), shown=lambda x, out: (1 - sp.tanh(x) ** 2,),
+         numpy="np.tanh({0})", torch=lambda t, x: t.tanh(x)),
+    Rule("asinh", sp.asinh, "asinh(x)", "inverse hyperbolic sine",
+         names=("asinh", "arcsinh"), grad=lambda x, out: (1 / sp.sqrt(x**2 + 1),),
+         numpy="np.arcsinh({0})", torch=lambda t, x: t.asinh(x)),
+    Rule("acosh", sp.acosh, "acosh(x)", "inverse hyperbolic cosine",
+         names=("acosh", "arccosh"), grad=lambda x, out: (1 / sp.sqrt(x**2 - 1),),
+         numpy="np.arccosh({0})", torch=lambda t, x: t.acosh(x), domain=((1.1, 4),)),
+    Rule("atanh", sp.atanh, "atanh(x)", "inverse hyperbolic tangent",
+         names=("atanh", "arctanh"), grad=lambda x, out: (1 / (1 - x**2),),
+         numpy="np.arctanh({0})", torch=lambda t, x: t.atanh(x),
+         domain=((-0.95, 0.95),)),
+    # --- special functions ----------------------------------------------------------------
+    Rule("erf", sp.erf, "erf(x)", "error function", names=("erf",),
+         grad=lambda x, out: (2 / sp.sqrt(sp.pi) * sp.exp(-(x**2)),),
+         numpy="_erf({0})", helpers=("erf",), torch=lambda t, x: t.erf(x)),
+    Rule("erfc", sp.erfc, "erfc(x)", "complementary error function, 1 - erf(x)",
+         names=("erfc",), grad=lambda x, out: (-2 / sp.sqrt(sp.pi) * sp.exp(-(x**2)),),
+         numpy="_erfc({0})", helpers=("erfc",), torch=lambda t, x: t.erfc(x)),
+    Rule("erfinv", sp.erfinv, "erfinv(x)", "inverse error function", names=("erfinv",),
+         grad=lambda x, out: (sp.sqrt(sp.pi) / 2 * sp.exp(out**2),),
+         shown=lambda x, out: (sp.sqrt(sp.pi) / 2 * sp.exp(sp.erfinv(x) ** 2),),
+         numpy="_erfinv({0})", helpers=("erfinv",), torch=lambda t, x: t.erfinv(x),
+         domain=((-0.95, 0.95),)),
+    Rule("lgamma", sp.loggamma, "lgamma(x)", "log of the absolute gamma function",
+         names=("lgamma", "gammaln"), grad=lambda x, out: (sp.polygamma(0, x),),
+         numpy="_lgamma({0})", helpers=("lgamma",), torch=lambda t, x: t.lgamma(x),
+         latex=r"\ln\Gamma\left({0}\right)", domain=((0.1, 6),)),
+    Rule("polygamma", sp.polygamma, "digamma(x)", "digamma, the derivative of lgamma",
+         names=(), arity=(2, 2),
+         grad=lambda n, x, out: (sp.S.Zero, sp.polygamma(n + 1, x)),
+         numpy=lambda n, x: f"_digamma({x})" if n == "0" else f"_trigamma({x})",
+         helpers=("digamma", "trigamma"), fixed_args={0: 0},
+         torch=lambda t, n, x: t.polygamma(int(n), x), domain=((0, 0), (0.1, 6))),
+    # --- activations ------------------------------------------------------------------------
+    Rule("sigmoid", F.sigmoid, "sigmoid(x)", "logistic function 1 / (1 + exp(-x))",
+         names=("sigmoid", "expit"), grad=lambda x, out: (out * (1 - out),),
+         shown=lambda x, out: (F.sigmoid(x) * (1 - F.sigmoid(x)),),
+         numpy="_sigmoid({0})", helpers=("sigmoid",),
+         latex=r"\sigma\left({0}\right)", torch=lambda t, x: t.sigmoid(x),
+         domain=((-6, 6),)),
+    Rule("softplus", F.softplus, "softplus(x)", "log(1 + exp(x)); x itself above 20, "
+         "as PyTorch", names=("softplus",),
+         grad=lambda x, out: (F.where(F.gt(x, 20), 1, F.sigmoid(x)),),
+         shown=lambda x, out: (F.sigmoid(x),),
+         kink="PyTorch's threshold: above x = 20, softplus(x) = x and its derivative is 1",
+         numpy="_softplus({0})", helpers=("softplus",),
+         latex=r"\operatorname{{softplus}}\left({0}\right)",
+         torch=lambda t, x: t.nn.functional.softplus(x), domain=((-6, 6),),
+         kinks_at=((20.0,), (20.5,), (-800.0,), (800.0,))),
+    Rule("relu", F.relu, "relu(x)", "max(x, 0)", names=("relu",),
+         grad=lambda x, out: (F.gt(x, 0),),
+         kink="relu'(0) is taken as 0, as PyTorch and JAX do "
+         "(max(x, 0) gives 1/2 there, clip(x, 0, inf) gives 1)",
+         numpy="np.maximum({0}, 0)", latex=r"\operatorname{{relu}}\left({0}\right)",
+         torch=lambda t, x: t.relu(x), kinks_at=((0.0,),)),
+    Rule("silu", F.silu, "silu(x)", "x * sigmoid(x) (swish)", names=("silu", "swish"),
+         grad=lambda x, out: (F.sigmoid(x) * (1 + x * (1 - F.sigmoid(x))),),
+         numpy="{0} * _sigmoid({0})", helpers=("sigmoid",),
+         latex=r"\operatorname{{silu}}\left({0}\right)",
+         torch=lambda t, x: t.nn.functional.silu(x), domain=((-6, 6),)),
+    # --- kinked functions of several arguments --------------------------------------------
+    Rule("clip", F.clip, "clip(x, lo, hi)", "x limited to [lo, hi] (alias clamp)",
+         names=("clip", "clamp"), arity=(3, 3),
+         grad=lambda x, lo, hi, out: (F.ge(x, lo) * F.le(x, hi), F.lt(x, lo), F.gt(x, hi)),
+         jax=lambda x, lo, hi, out: (
+             F.gt(x, lo) * F.lt(x, hi) + (F.eq(x, lo) + F.eq(x, hi)) / 2,
+             F.lt(x, lo) + F.eq(x, lo) / 2, F.gt(x, hi) + F.eq(x, hi) / 2),
+         kink="at x == lo or x == hi the derivative is 1, as PyTorch (JAX: 1/2)",
+         numpy="np.clip({0}, {1}, {2})",
+         latex=r"\operatorname{{clip}}\left({0}, {1}, {2}\right)",
+         torch=lambda t, x, lo, hi: t.clamp(x, lo, hi),
+         domain=((-3, 3), (-2, -0.5), (0.5, 2)),
+         kinks_at=((1.5, 1.5, 5.5), (5.5, 1.5, 5.5), (0.0, 0.0, 1.0))),
+    Rule("maximum", F.maximum, "max(a, b, ...)", "elementwise maximum (alias maximum)",
+         names=("max", "maximum"), arity=(2, None), build=_fold(F.maximum),
+         grad=lambda a, b, out: (F.gt(a, b) + F.eq(a, b) / 2, F.lt(a, b) + F.eq(a, b) / 2),
+         kink="at a tie a == b each side gets 1/2, as PyTorch and JAX",
+         numpy="np.maximum({0}, {1})", latex=r"\max\left({0}, {1}\right)",
+         torch=lambda t, a, b: t.maximum(a, b), domain=((-3, 3), (-3, 3)),
+         kinks_at=((1.0, 1.0), (0.0, 0.0))),
+    Rule("minimum", F.minimum, "min(a, b, ...)", "elementwise minimum (alias minimum)",
+         names=("min", "minimum"), arity=(2, None), build=_fold(F.minimum),
+         grad=lambda a, b, out: (F.lt(a, b) + F.eq(a, b) / 2, F.gt(a, b) + F.eq(a, b) / 2),
+         kink="at a tie a == b each side gets 1/2, as PyTorch and JAX",
+         numpy="np.minimum({0}, {1})", latex=r"\min\left({0}, {1}\right)",
+         torch=lambda t, a, b: t.minimum(a, b), domain=((-3, 3), (-3, 3)),
+         kinks_at=((1.0, 1.0), (0.0, 0.0))),
+    Rule("where", F.where, "where(cond, a, b)", "a where cond is true (nonzero), else b",
+         names=("where",), arity=(3, 3),
+         grad=lambda c, a, b, out: (sp.S.Zero, F.where(c, 1, 0), F.where(c, 0, 1)),
+         kink="cond is piecewise constant: no gradient flows into it",
+         numpy="np.where({0}, {1}, {2})",
+         latex=r"\begin{{cases}} {1} & \text{{if }} {0} \\ {2} & "
+         r"\text{{otherwise}} \end{{cases}}",
+         torch=lambda t, c, a, b: t.where(c != 0, a, b),
+         domain=((-1, 1), (-3, 3), (-3, 3))),
+    # --- masks: comparisons and logic ------------------------------------------------------
+    *(
+        Rule(name, cls, f"a {op} b", f"1 where a {op} b, else 0", arity=(2, 2),
+             grad=_zero, kink="piecewise constant: derivative 0 (PyTorch's comparisons "
+             "carry no gradient at all)", numpy=f"({{0}} {op} {{1}})",
+             latex=f"\\left[{{0}} {tex} {{1}}\\right]",
+             torch=(lambda o: lambda t, a, b: getattr(t, o)(a, b))(tname),
+             domain=((-3, 3), (-3, 3)), kinks_at=((1.0, 1.0),))
+        for name, cls, op, tex, tname in (
+            ("lt", F.lt, "<", "<", "lt"), ("le", F.le, "<=", r"\le", "le"),
+            ("gt", F.gt, ">", ">", "gt"), ("ge", F.ge, ">=", r"\ge", "ge"),
+            ("eq", F.eq, "==", "=", "eq"), ("ne", F.ne, "!=", r"\ne", "ne"),
+        )
+    ),
+    Rule("and", F.logical_and, "a and b", "1 where both are true (nonzero)",
+         arity=(2, 2), grad=_zero, kink="piecewise constant: derivative 0",
+         numpy="np.logical_and({0}, {1})", latex=r"\left[{0} \land {1}\right]",
+         torch=lambda t, a, b: t.logical_and(a, b), domain=((-1, 1), (-1, 1))),
+    Rule("or", F.logical_or, "a or b", "1 where either is true (nonzero)",
+         arity=(2, 2), grad=_zero, kink="piecewise constant: derivative 0",
+         numpy="np.logical_or({0}, {1})", latex=r"\left[{0} \lor {1}\right]",
+         torch=lambda t, a, b: t.logical_or(a, b), domain=((-1, 1), (-1, 1))),
+    Rule("not", F.logical_not, "not a", "1 where a is false (zero)",
+         grad=_zero, kink="piecewise constant: derivative 0",
+         numpy="np.logical_not({0})", latex=r"\left[\lnot {0}\right]",
+         torch=lambda t, a: t.logical_not(a), domain=((-1, 1),)),
+    # --- reductions over all elements ------------------------------------------------------
+    Rule("sum", F.sum_, "sum(x)", "sum of all elements", names=("sum",),
+         grad=lambda x, out: (sp.S.One,), numpy="np.sum({0})",
+         latex=r"\sum {0}", torch=lambda t, x: t.sum(x), reduction=True),
+    Rule("mean", F.mean, "mean(x)", "mean of all elements", names=("mean",),
+         grad=lambda x, out: (1 / F.size(x),), numpy="np.mean({0})",
+         latex=r"\operatorname{{mean}}\left({0}\right)",
+         torch=lambda t, x: t.mean(x), reduction=True),
+    Rule("prod", F.prod, "prod(x)", "product of all elements", names=("prod",),
+         grad=lambda x, out: (F.prod_grad(x, out),), shown=lambda x, out: (out / x,),
+         kink="where x has zeros, the exact product of the other elements, as PyTorch",
+         numpy="np.prod({0})", latex=r"\prod {0}", torch=lambda t, x: t.prod(x),
+         reduction=True, kinks_at=((0.0,),)),
+    Rule("amax", F.amax, "max(x)", "largest element", names=("max",),
+         grad=lambda x, out: (_evenly(x, out),),
+         kink="ties share the gradient evenly, as PyTorch and JAX",
+         numpy="np.max({0})", latex=r"\max {0}", torch=lambda t, x: t.max(x),
+         reduction=True, kinks_at=((1.0,),)),
+    Rule("amin", F.amin, "min(x)", "smallest element", names=("min",),
+         grad=lambda x, out: (_evenly(x, out),),
+         kink="ties share the gradient evenly, as PyTorch and JAX",
+         numpy="np.min({0})", latex=r"\min {0}", torch=lambda t, x: t.min(x),
+         reduction=True, kinks_at=((1.0,),)),
+    Rule("norm", F.norm, "norm(x)", "Euclidean (L2) norm of all elements",
+         names=("norm",), arity=(1, 2), build=_build_norm,
+         grad=lambda x, out: (x * F.safe_recip(out),),
+         jax=lambda x, out: (x / out,), shown=lambda x, out: (x / out,),
+         kink="at x = 0 the gradient is 0, as PyTorch (JAX: nan)",
+         numpy="np.sqrt(np.sum({0} * {0}))", latex=r"\left\lVert {0} \right\rVert_{{2}}",
+         torch=lambda t, x: t.linalg.vector_norm(x), reduction=True, kinks_at=((0.0,),)),
+    Rule("norm1", F.norm1, "norm(x, 1)", "L1 norm: sum of absolute values",
+         grad=lambda x, out: (sp.sign(x),),
+         jax=lambda x, out: (F.ge(x, 0) - F.lt(x, 0),),
+         kink="0 for elements equal to 0, as PyTorch (JAX: 1)",
+         numpy="np.sum(np.abs({0}))", latex=r"\left\lVert {0} \right\rVert_{{1}}",
+         torch=lambda t, x: t.linalg.vector_norm(x, 1), reduction=True,
+         kinks_at=((0.0,),)),
+    Rule("norminf", F.norminf, "norm(x, inf)", "max norm: largest absolute value",
+         grad=lambda x, out: (sp.sign(x) * _evenly(sp.Abs(x), out),),
+         kink="ties share the gradient evenly, as PyTorch",
+         numpy="np.max(np.abs({0}))", latex=r"\left\lVert {0} \right\rVert_{{\infty}}",
+         torch=lambda t, x: t.linalg.vector_norm(x, float("inf")), reduction=True,
+         kinks_at=((0.0,),)),
+    Rule("logsumexp", F.logsumexp, "logsumexp(x)", "log(sum(exp(x))), without overflow",
+         names=("logsumexp",), grad=lambda x, out: (sp.exp(x - out),),
+         numpy="_logsumexp({0})", helpers=("logsumexp",),
+         latex=r"\operatorname{{logsumexp}}\left({0}\right)",
+         torch=lambda t, x: t.logsumexp(x.reshape(-1), 0), reduction=True),
+    # --- helpers that rules are written with (not part of the language) -------------------
+    Rule("size", F.size, "size(x)", "number of elements", grad=_zero,
+         kink="piecewise constant: derivative 0", numpy="np.size({0})",
+         latex=r"\left|{0}\right|", torch=lambda t, x: t.tensor(float(x.numel())),
+         reduction=True),
+    Rule("prod_grad", F.prod_grad, "prod_grad(x, p)", "d prod(x) / dx, exact with zeros",
+         arity=(2, 2), grad=_zero, numpy="_prod_grad({0}, {1})", helpers=("prod_grad",),
+         latex=r"\frac{{{1}}}{{{0}}}", torch=lambda t, x, p: p / x),
+    Rule("safe_recip", F.safe_recip, "safe_recip(x)", "1 / x, and 0 where x == 0",
+         grad=lambda x, out: (-(out**2),), numpy="_safe_recip({0})",
+         helpers=("safe_recip",), latex=r"\frac{{1}}{{{0}}}",
+         torch=lambda t, x: t.where(x == 0, 0.0, 1 / x)),
+)
+
+
+BY_CLASS: dict[type, Rule] = {rule.cls: rule for rule in RULES}
+BY_NAME: dict[str, Rule] = {rule.name: rule for rule in RULES}
+
+# Spellings of the language that build a node of another row's class.
+SPELLINGS: dict[str, tuple[tuple[int, int | None], Callable[..., sp.Expr], str]] = {
+    "sqrt": ((1, 1), sp.sqrt, "square root, x ** 0.5 (the pow rule differentiates it)"),
+    "digamma": ((1, 1), sp.digamma, "digamma, the derivative of lgamma (polygamma(0, x))"),
+}
+
+CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "e": sp.E, "inf": sp.oo}
+
+
+def rules_named(name: str) -> list[Rule]:
+    """The rows that the language name `name` may build (one per arity)."""
+    return [rule for rule in RULES if name in rule.names]
+
+
+def function_names() -> list[str]:
+    """Every function name of the language, sorted."""
+    names = {n for rule in RULES for n in rule.names} | set(SPELLINGS)
+    return sorted(names)
+
+
+def rule_for(expr: sp.Expr) -> Rule:
+    """The registry row of a SymPy node; a clear error for anything the registry lacks."""
+    try:
+        return BY_CLASS[expr.func]
+    except KeyError:
+        raise NotImplementedError(
+            f"symgrad has no rule for SymPy's {expr.func.__name__} (in {expr}); add a "
+            "row to symgrad/registry.py"
+        ) from None

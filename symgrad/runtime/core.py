@@ -1,0 +1,81 @@
+"""NumPy helpers that generated modules carry with them (copied in as source).
+
+Contract, as for `special.py`: imports only `math` and `numpy as np`; each helper is one
+top-level def with everything it needs inside its body; it may call other helpers of these
+files by name. The generator copies the helpers a module uses, renamed with a leading
+underscore (`sigmoid` becomes `_sigmoid`), so that a generated module needs nothing but
+NumPy.
+"""
+
+import numpy as np
+
+
+def as_input(value):
+    """An input as an array: floats keep their dtype, anything else becomes float64."""
+    array = np.asarray(value)
+    if array.dtype.kind != "f":
+        array = array.astype(np.float64)
+    return array
+
+
+def grad_like(grad, value):
+    """A gradient with exactly the shape and dtype of the input `value`."""
+    grad = unbroadcast(grad, np.shape(value))
+    return np.array(np.broadcast_to(grad, np.shape(value)), dtype=value.dtype)
+
+
+def unbroadcast(grad, shape):
+    """Sum a broadcast gradient back to `shape` (leading axes and axes of size 1)."""
+    grad_shape = np.shape(grad)
+    if grad_shape == tuple(shape):
+        return grad
+    extra = len(grad_shape) - len(shape)
+    if extra > 0:
+        grad = np.sum(grad, axis=tuple(range(extra)))
+    axes = tuple(
+        i for i, n in enumerate(shape) if n == 1 and i < np.ndim(grad) and
+        np.shape(grad)[i] != 1
+    )
+    if axes:
+        grad = np.sum(grad, axis=axes, keepdims=True)
+    return grad
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)), as PyTorch computes it; 0 and 1 at the far ends, no overflow."""
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-x))
+
+
+def softplus(x):
+    """log(1 + exp(x)), and x itself above PyTorch's threshold 20."""
+    with np.errstate(over="ignore"):
+        return np.where(x > 20, x, np.log1p(np.exp(np.minimum(x, 20))))
+
+
+def logsumexp(x):
+    """log(sum(exp(x))) over all elements, shifted by the maximum as PyTorch does."""
+    if np.size(x) == 0:
+        return np.asarray(-np.inf, dtype=np.result_type(x, np.float32))
+    shift = np.max(x)
+    if not np.isfinite(shift):
+        shift = np.zeros_like(shift)
+    return np.log(np.sum(np.exp(x - shift))) + shift
+
+
+def prod_grad(x, product):
+    """d prod(x) / dx: product / x, and the exact product of the others where x has 0."""
+    zeros = x == 0
+    if not np.any(zeros):
+        return product / x
+    flat = np.ravel(x)
+    ones = np.ones_like(flat, shape=(1,))
+    before = np.concatenate([ones, np.cumprod(flat[:-1])])
+    after = np.concatenate([np.cumprod(flat[::-1][:-1])[::-1], ones])
+    return np.reshape(before * after, np.shape(x))
+
+
+def safe_recip(x):
+    """1 / x, and 0 where x == 0 (PyTorch's convention for norm's gradient at 0)."""
+    with np.errstate(divide="ignore"):
+        return np.where(x == 0, 0, 1 / np.where(x == 0, 1, x))
