@@ -48,6 +48,10 @@ _UNSUPPORTED_BINOP = {
 }
 
 
+_OPERATOR_NODES = (ast.operator, ast.unaryop, ast.boolop, ast.cmpop, ast.expr_context,
+                   ast.keyword)
+
+
 @dataclass(frozen=True)
 class Parsed:
     """A parsed expression: the SymPy form and its inputs in order of first appearance."""
@@ -71,6 +75,7 @@ def parse(text: str) -> Parsed:
     source, colmap = _rewrite_caret_power(text)
     tree = _python_parse(source, text, colmap)
     builder = _Builder(text, source, colmap)
+    builder.validate(tree)
     expr = builder.build(tree.body)
     inputs = sorted(builder.first_column, key=builder.first_column.__getitem__)
     return Parsed(text=text, expr=expr, inputs=tuple(inputs))
@@ -119,6 +124,8 @@ def _python_parse(source: str, text: str, colmap: list[int]) -> ast.Expression:
     if isinstance(error, SyntaxError):
         column = _syntax_error_column(error, source, colmap)
         message = (error.msg or "invalid syntax").split(" (")[0]
+        if not error.offset and message == "invalid syntax":
+            message, column = "the expression ends too early", len(text.rstrip())
         if "nested parentheses" in message:
             message = "too many nested parentheses (at most 200 levels)"
         elif "Exceeds the limit" in message:
@@ -157,6 +164,38 @@ class _Builder:
 
     def fail(self, message: str, node: ast.AST) -> SymgradError:
         return SymgradError(message, self.text, self.column(node))
+
+    # --- validation: report the leftmost problem first ------------------------------
+    def validate(self, tree: ast.Expression) -> None:
+        """Check every node against the whitelist; raise for the leftmost problem."""
+        problems: list[SymgradError] = []
+        stack: list[ast.AST] = [tree.body]
+        while stack:
+            node = stack.pop()
+            problem = self._problem(node)
+            if problem is not None:
+                problems.append(problem)
+                continue
+            stack.extend(ast.iter_child_nodes(node))
+        if problems:
+            raise min(problems, key=lambda p: p.column or 0)
+
+    def _problem(self, node: ast.AST) -> SymgradError | None:
+        if isinstance(node, _OPERATOR_NODES):
+            return None
+        if isinstance(node, ast.BinOp) and type(node.op) in _UNSUPPORTED_BINOP:
+            try:
+                self._raise_at_operator(_UNSUPPORTED_BINOP[type(node.op)], node)
+            except SymgradError as exc:
+                return exc
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            name = node.func.id
+            if name not in registry.SPELLINGS and not registry.rules_named(name):
+                return self.fail(_unknown_function_message(name), node.func)
+        if isinstance(node, (ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Call,
+                             ast.Name, ast.Constant, ast.IfExp)):
+            return None
+        return self.fail(_describe_unsupported(node), node)
 
     # --- the walk -------------------------------------------------------------------
     def build(self, node: ast.AST) -> sp.Expr:

@@ -167,7 +167,8 @@ class SymgradLatexPrinter(LatexPrinter):
 
 def to_text(expr: sp.Expr) -> str:
     """Print in symgrad's language."""
-    return TextPrinter({"order": None}).doprint(expr)
+    printer = TextPrinter({"order": None})
+    return printer.argument(expr) if isinstance(expr, sp.Basic) else printer.doprint(expr)
 
 
 def to_sympy_text(expr: sp.Expr) -> str:

@@ -1,0 +1,346 @@
+"""The `symgrad` command: derive, generate, check, functions.
+
+Bad input exits with status 2 and says what is wrong on stderr (`symgrad: error: ...`,
+with the expression and a caret under the column where there is one); never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from symgrad.errors import SymgradError
+
+EXAMPLES = """\
+examples:
+  symgrad derive "cos(x**2)"
+  symgrad derive "cos(x**2)" --at x=0.5
+  symgrad derive "sin(cos(norm(x)**2 + 1))" --at "x=[0.3,-0.7,1.1]"
+  symgrad derive "x**2 + y**2" --wrt y --format latex
+  symgrad derive "abs(x)" --convention jax --format json
+  echo "clip(x, 1.5, 5.5)" | symgrad derive -
+  symgrad generate "erf(x)" -o erf_grad.py
+  symgrad check "max(x, y)"
+  symgrad functions
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, status 2, like every bad input
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from symgrad import __version__
+
+    parser = _Parser(
+        prog="symgrad",
+        description="Derivatives of math expressions with PyTorch's conventions at "
+        "kinks, and standalone NumPy modules that compute them.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"symgrad {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    derive = commands.add_parser(
+        "derive", help="print an expression's derivatives (and their values with --at)",
+        description="Print the derivative of EXPR with respect to each input.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _expression_options(derive)
+    derive.add_argument("--wrt", metavar="x,y", help="differentiate with respect to "
+                        "these inputs only (default: all)")
+    derive.add_argument("--format", choices=("text", "latex", "json"), default="text")
+    derive.add_argument("--at", metavar="x=0.5,y=[1,2,3]", help="evaluate the value "
+                        "and the gradient at these input values")
+
+    generate = commands.add_parser(
+        "generate", help="write a standalone NumPy module for the value and gradient",
+        description="Write a Python module (numpy only) with forward, backward and "
+        "value_and_grad for EXPR.", epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _expression_options(generate)
+    generate.add_argument("-o", "--output", required=True, metavar="PATH",
+                          help="the module file to write (or a folder for NAME.py)")
+    generate.add_argument("--name", help="module name (default: the file's name)")
+    generate.add_argument("--force", action="store_true",
+                          help="overwrite a file that symgrad did not generate")
+
+    check = commands.add_parser(
+        "check", help="check the generated code against finite differences, mpmath and "
+        "PyTorch", description="Check the gradient code generated for EXPR against "
+        "central finite differences, high-precision mpmath and (when installed) "
+        "PyTorch autograd, at random points and at the expression's kinks. Exit "
+        "status 1 on disagreement.")
+    _expression_options(check)
+    check.add_argument("--points", type=int, default=20, help="random points (20)")
+    check.add_argument("--seed", type=int, default=0)
+
+    functions = commands.add_parser("functions", help="list the functions symgrad knows",
+                                    description="List the function catalog.")
+    functions.add_argument("--format", choices=("text", "json"), default="text")
+    return parser
+
+
+def _expression_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("expression", metavar="EXPR",
+                        help="the expression, e.g. 'cos(x**2)'; '-' reads standard input")
+    parser.add_argument("--inputs", metavar="x,y", help="input names in argument order "
+                        "(default: order of first appearance)")
+    parser.add_argument("--convention", choices=("torch", "jax"), default="torch",
+                        help="values at kinks: PyTorch's (default) or JAX's")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return _COMMANDS[args.command](args)
+    except SymgradError as exc:
+        print(f"symgrad: error: {exc.format()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # pragma: no cover
+        return 130
+    except BrokenPipeError:  # e.g. `symgrad functions | head`
+        sys.stderr.close()
+        return 0
+
+
+def _expression_text(args: argparse.Namespace) -> str:
+    text = args.expression
+    if text == "-":
+        text = sys.stdin.read()
+    return text.strip()
+
+
+def _names(option: str | None) -> list[str] | None:
+    if option is None:
+        return None
+    return [n.strip() for n in option.split(",") if n.strip()]
+
+
+def _derive(args: argparse.Namespace) -> Any:
+    from symgrad.derivation import derive
+
+    return derive(_expression_text(args), wrt=_names(getattr(args, "wrt", None)),
+                  inputs=_names(args.inputs), convention=args.convention)
+
+
+def cmd_derive(args: argparse.Namespace) -> int:
+    derivation = _derive(args)
+    at = None
+    if args.at:
+        values = parse_values(args.at)
+        value, grads = derivation.evaluate(values)
+        at = (values, value, grads)
+    if args.format == "json":
+        data = derivation.to_dict()
+        if at is not None:
+            values, value, grads = at
+            data["at"] = {
+                "inputs": {k: _jsonable(v) for k, v in values.items()},
+                "value": _jsonable(value),
+                "gradient": {k: _jsonable(grads[k]) for k in derivation.wrt},
+            }
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
+    if args.format == "latex":
+        print(derivation.latex())
+        if at is not None:
+            values, value, grads = at
+            where = ", ".join(f"{k} = {format_value(v)}" for k, v in values.items())
+            print(rf"f = {format_value(value)} \quad \text{{at }} {where}")
+            for name in derivation.wrt:
+                print(rf"\frac{{\partial f}}{{\partial {name}}} = "
+                      f"{format_value(grads[name])}")
+        for note in derivation.notes:
+            print(f"% note: {note}")
+        return 0
+    for line in derivation.text_lines():
+        print(line)
+    if at is not None:
+        values, value, grads = at
+        print("at " + ", ".join(f"{k} = {format_value(v)}" for k, v in values.items())
+              + ":")
+        print(f"  f = {format_value(value)}")
+        for name in derivation.wrt:
+            print(f"  df/d{name} = {format_value(grads[name])}")
+    for note in derivation.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from symgrad.generate import write_module
+
+    derivation = _derive(args)
+    path = write_module(derivation, args.output, name=args.name, force=args.force,
+                        argv=_regenerate_command(args))
+    print(f"wrote {path}")
+    return 0
+
+
+def _regenerate_command(args: argparse.Namespace) -> list[str]:
+    import shlex
+
+    parts = ["symgrad", "generate", shlex.quote(_expression_text(args)), "-o",
+             shlex.quote(args.output)]
+    if args.name:
+        parts += ["--name", shlex.quote(args.name)]
+    if args.inputs:
+        parts += ["--inputs", shlex.quote(args.inputs)]
+    if args.convention != "torch":
+        parts += ["--convention", args.convention]
+    return parts
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from symgrad.check import run_check
+
+    derivation = _derive(args)
+    report = run_check(derivation, points=args.points, seed=args.seed)
+    print(report.table())
+    return 0 if report.ok else 1
+
+
+def cmd_functions(args: argparse.Namespace) -> int:
+    from symgrad.catalog import catalog_rows
+
+    rows = catalog_rows()
+    if args.format == "json":
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    width = max(len(r["signature"]) for r in rows)
+    for row in rows:
+        print(f"{row['signature']:<{width}}  {row['description']}")
+        for name, rule in row["derivative"].items():
+            print(f"{'':<{width}}    d/d{name} = {rule}")
+        if row["kink"]:
+            print(f"{'':<{width}}    kink: {row['kink']}")
+    return 0
+
+
+_COMMANDS = {"derive": cmd_derive, "generate": cmd_generate, "check": cmd_check,
+             "functions": cmd_functions}
+
+
+# --- values for --at ------------------------------------------------------------------
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf|nan"
+
+
+def parse_values(text: str) -> dict[str, Any]:
+    """`x=0.5,y=[1,2,3]` into arrays; nested lists make matrices. No eval."""
+    import numpy as np
+
+    values: dict[str, Any] = {}
+    for item in _split_top_level(text):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise SymgradError(f"--at: expected name=value, got '{item.strip()}'")
+        values[name] = np.asarray(_parse_value(value.strip(), item), dtype=np.float64)
+    return values
+
+
+def _split_top_level(text: str) -> list[str]:
+    items, depth, current = [], 0, []
+    for ch in text:
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        if ch == "," and depth == 0:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    items.append("".join(current))
+    return [i for i in items if i.strip()]
+
+
+def _parse_value(text: str, item: str) -> Any:
+    tokens = re.findall(rf"\s*({_NUMBER}|\[|\]|,)\s*", text)
+    if "".join(tokens).replace(" ", "") != text.replace(" ", ""):
+        raise SymgradError(f"--at: cannot read the value in '{item.strip()}' (numbers "
+                           "like 0.5, -1e-3, inf, or lists like [1, 2, 3])")
+    pos = 0
+
+    def parse() -> Any:
+        nonlocal pos
+        if pos >= len(tokens):
+            raise SymgradError(f"--at: incomplete value in '{item.strip()}'")
+        token = tokens[pos]
+        pos += 1
+        if token == "[":
+            elements = []
+            while pos < len(tokens) and tokens[pos] != "]":
+                elements.append(parse())
+                if pos < len(tokens) and tokens[pos] == ",":
+                    pos += 1
+            if pos >= len(tokens):
+                raise SymgradError(f"--at: missing ']' in '{item.strip()}'")
+            pos += 1
+            return elements
+        if token in ("]", ","):
+            raise SymgradError(f"--at: unexpected '{token}' in '{item.strip()}'")
+        return float(token)
+
+    value = parse()
+    if pos != len(tokens):
+        raise SymgradError(f"--at: unexpected text after the value in '{item.strip()}'")
+    try:
+        import numpy as np
+
+        np.asarray(value, dtype=np.float64)
+    except ValueError:
+        raise SymgradError(f"--at: ragged list in '{item.strip()}'") from None
+    return value
+
+
+def format_value(value: Any) -> str:
+    """Numbers as Python prints floats: every digit that identifies the float64."""
+    import numpy as np
+
+    array = np.asarray(value)
+    if array.ndim == 0:
+        return _float(array.item())
+    return _nested(array.tolist())
+
+
+def _nested(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_nested(v) for v in value) + "]"
+    return _float(value)
+
+
+def _float(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1.0" if value else "0.0"
+    return repr(float(value))
+
+
+def _jsonable(value: Any) -> Any:
+    import numpy as np
+
+    array = np.asarray(value, dtype=np.float64)
+    data = array.tolist()
+
+    def fix(v: Any) -> Any:
+        if isinstance(v, list):
+            return [fix(x) for x in v]
+        if v != v or v in (float("inf"), float("-inf")):
+            return str(v)
+        return v
+
+    return fix(data)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
