@@ -117,6 +117,8 @@ class _Emitter:
                 parts.append(f"- {code}")
             else:
                 parts.append(f"+ {self.emit(term)}")
+            if term.func in F.MASKS or rest.func in F.MASKS:
+                parts[-1] += " * 1"  # NumPy's booleans do not subtract or add up
         text = " ".join(parts)
         return text[2:] if text.startswith("+ ") else "-" + text[2:]
 

@@ -65,6 +65,8 @@ class TextPrinter(StrPrinter):
             order, arg = expr.args
             if order == 0:
                 return f"digamma({self._print(arg)})"
+            if order == 1:
+                return f"trigamma({self._print(arg)})"
             return f"polygamma({self._print(order)}, {self._print(arg)})"
         name = self.function_name(expr)
         return f"{name}({', '.join(self.argument(a) for a in expr.args)})"

@@ -268,7 +268,7 @@ RULES: tuple[Rule, ...] = (
          domain=((-6, 6),)),
     Rule("softplus", F.softplus, "softplus(x)", "log(1 + exp(x)); x itself above 20, "
          "as PyTorch", names=("softplus",),
-         grad=lambda x, out: (F.where(F.gt(x, 20), 1, F.sigmoid(x)),),
+         grad=lambda x, out: (F.where(F.gt(x, 20), 1, sp.exp(x) / (sp.exp(x) + 1)),),
          shown=lambda x, out: (F.sigmoid(x),),
          kink="PyTorch's threshold: above x = 20, softplus(x) = x and its derivative is 1",
          numpy="_softplus({0})", helpers=("softplus",),
@@ -397,12 +397,14 @@ RULES: tuple[Rule, ...] = (
          latex=r"\operatorname{{logsumexp}}\left({0}\right)",
          torch=lambda t, x: t.logsumexp(x.reshape(-1), 0), reduction=True),
     # --- helpers that rules are written with (not part of the language) -------------------
-    Rule("size", F.size, "size(x)", "number of elements", grad=_zero,
+    Rule("size", F.size, "size(x)", "number of elements", names=("size",), grad=_zero,
          kink="piecewise constant: derivative 0", numpy="np.size({0})",
          latex=r"\left|{0}\right|", torch=lambda t, x: t.tensor(float(x.numel())),
          reduction=True),
     Rule("prod_grad", F.prod_grad, "prod_grad(x, p)", "d prod(x) / dx, exact with zeros",
-         arity=(2, 2), grad=_zero, numpy="_prod_grad({0}, {1})", helpers=("prod_grad",),
+         arity=(2, 2), grad=lambda x, p, out: (-p / x**2, 1 / x),
+         kink="used only inside prod's rule; its own derivative ignores zeros",
+         numpy="_prod_grad({0}, {1})", helpers=("prod_grad",),
          latex=r"\frac{{{1}}}{{{0}}}", torch=lambda t, x, p: p / x),
     Rule("safe_recip", F.safe_recip, "safe_recip(x)", "1 / x, and 0 where x == 0",
          grad=lambda x, out: (-(out**2),), numpy="_safe_recip({0})",
@@ -418,6 +420,8 @@ BY_NAME: dict[str, Rule] = {rule.name: rule for rule in RULES}
 SPELLINGS: dict[str, tuple[tuple[int, int | None], Callable[..., sp.Expr], str]] = {
     "sqrt": ((1, 1), sp.sqrt, "square root, x ** 0.5 (the pow rule differentiates it)"),
     "digamma": ((1, 1), sp.digamma, "digamma, the derivative of lgamma (polygamma(0, x))"),
+    "trigamma": ((1, 1), lambda x: sp.polygamma(1, x),
+                 "trigamma, the derivative of digamma (polygamma(1, x))"),
 }
 
 CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "e": sp.E, "inf": sp.oo}
