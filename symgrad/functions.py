@@ -76,7 +76,7 @@ logsumexp = _make("logsumexp", 1)
 size = _make("size", 1)
 prod_grad = _make("prod_grad", 2)
 safe_recip = _make("safe_recip", 1)
-unbroadcast = _make("unbroadcast", 2)
+unbroadcast = _make("unbroadcast", 3)  # (term, target, consumer)
 
 REDUCTIONS: frozenset[type] = frozenset(
     {sum_, mean, prod, amax, amin, norm, norm1, norminf, logsumexp, size}

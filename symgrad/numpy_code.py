@@ -95,8 +95,9 @@ class _Emitter:
         if isinstance(expr, sp.Pow):
             return self._pow(expr)
         if expr.func is F.unbroadcast:
-            term, target = expr.args
-            return f"_unbroadcast({self.emit(term)}, np.shape({self.emit(target)}))"
+            term, target, consumer = (self.emit(a) for a in expr.args)
+            self.helpers.add("unbroadcast")
+            return f"_unbroadcast({term}, np.shape({target}), np.shape({consumer}))"
         rule = registry.rule_for(expr)
         self.helpers.update(rule.helpers)
         if rule.name == "unbroadcast":  # pragma: no cover - handled above

@@ -181,7 +181,7 @@ def build(expr: sp.Expr, inputs: tuple[str, ...], wrt: tuple[str, ...] | None = 
                 continue
             term = upstream * partial
             if target.deps < node.deps:  # the argument was broadcast: sum back
-                term = F.unbroadcast(term, target.var)
+                term = F.unbroadcast(term, target.var, node.var)
             terms.setdefault(a, []).append(Contribution(node.index, position, partial,
                                                         term))
     for node in nodes:
@@ -224,7 +224,7 @@ def _resolve(program: Program, index: int, resolved: dict[sp.Symbol, sp.Expr]
 def display_form(expr: sp.Expr, program: Program | None = None) -> sp.Expr:
     """Rewrite internal helpers for a reader: safe_recip(a) -> 1/a, unbroadcast -> sum."""
 
-    def unbroadcast(term: sp.Expr, target: sp.Expr) -> sp.Expr:
+    def unbroadcast(term: sp.Expr, target: sp.Expr, consumer: sp.Expr) -> sp.Expr:
         scalar = not _elementwise_symbols(target)
         return F.sum_(term) if scalar and _elementwise_symbols(term) else term
 

@@ -7,6 +7,8 @@ underscore (`sigmoid` becomes `_sigmoid`), so that a generated module needs noth
 NumPy.
 """
 
+import math
+
 import numpy as np
 
 
@@ -20,14 +22,28 @@ def as_input(value):
 
 def grad_like(grad, value):
     """A gradient with exactly the shape and dtype of the input `value`."""
-    grad = unbroadcast(grad, np.shape(value))
+    grad = unbroadcast(grad, np.shape(value), np.shape(grad))
     return np.array(np.broadcast_to(grad, np.shape(value)), dtype=value.dtype)
 
 
-def unbroadcast(grad, shape):
-    """Sum a broadcast gradient back to `shape` (leading axes and axes of size 1)."""
+def unbroadcast(grad, shape, consumer_shape):
+    """Sum a gradient that flowed through broadcasting back to `shape`.
+
+    `grad` stands for an array of `consumer_shape` (it may be smaller: a scalar seed or a
+    reduction's adjoint, broadcast implicitly); it is summed over the leading axes and
+    the axes of size 1 that broadcasting added to reach that shape.
+    """
+    shape = tuple(shape)
     grad_shape = np.shape(grad)
-    if grad_shape == tuple(shape):
+    if grad_shape == shape and shape == tuple(consumer_shape):
+        return grad
+    if grad_shape == ():  # a constant gradient: its sum is a count times it
+        count = math.prod(consumer_shape) // max(1, math.prod(shape))
+        return grad * count if count != 1 else grad
+    if grad_shape != tuple(consumer_shape):
+        grad = np.broadcast_to(grad, np.broadcast_shapes(grad_shape, consumer_shape))
+        grad_shape = np.shape(grad)
+    if grad_shape == shape:
         return grad
     extra = len(grad_shape) - len(shape)
     if extra > 0:
