@@ -84,3 +84,10 @@ REDUCTIONS: frozenset[type] = frozenset(
 MASKS: frozenset[type] = frozenset(
     {lt, le, gt, ge, eq, ne, logical_and, logical_or, logical_not}
 )
+
+
+def is_literal(expr: sp.Basic) -> bool:
+    """A constant that is just a number (pi, log(2), 1/2), not a call of ours."""
+    if expr.free_symbols:
+        return False
+    return not any(isinstance(node, SymgradFunction) for node in sp.preorder_traversal(expr))

@@ -67,6 +67,11 @@ class _Emitter:
     prefix: str
     helpers: set[str] = field(default_factory=set)
     counter: int = 0
+    mask_vars: set[sp.Expr] = field(default_factory=set)
+
+    def is_mask(self, expr: sp.Expr) -> bool:
+        """Whether `expr` holds NumPy booleans (a comparison, or a name for one)."""
+        return expr.func in F.MASKS or expr in self.mask_vars
 
     def emit(self, expr: sp.Expr, name: str | None = None) -> str:
         """The code for `expr`: a name or a literal; adds lines for what is new."""
@@ -74,7 +79,7 @@ class _Emitter:
             known = self.names.get(expr)
             if known is not None:
                 return known
-            if not expr.free_symbols:
+            if F.is_literal(expr):
                 return literal(expr)
         code = self.spell(expr)
         if name is None:
@@ -103,6 +108,9 @@ class _Emitter:
         if rule.name == "unbroadcast":  # pragma: no cover - handled above
             raise AssertionError
         codes = [self.emit(a) for a in expr.args]
+        if expr.func not in _TAKES_MASKS:  # NumPy's ufuncs want numbers, not booleans
+            codes = [f"{c} * 1.0" if self.is_mask(a) else c
+                     for a, c in zip(expr.args, codes, strict=True)]
         if callable(rule.numpy):
             return rule.numpy(*codes)
         if "_" in rule.numpy:
@@ -118,7 +126,7 @@ class _Emitter:
                 parts.append(f"- {code}")
             else:
                 parts.append(f"+ {self.emit(term)}")
-            if term.func in F.MASKS or rest.func in F.MASKS:
+            if self.is_mask(term) or self.is_mask(rest):
                 parts[-1] += " * 1"  # NumPy's booleans do not subtract or add up
         text = " ".join(parts)
         return text[2:] if text.startswith("+ ") else "-" + text[2:]
@@ -139,7 +147,10 @@ class _Emitter:
         if denominator:
             text += " / " + (denominator[0] if len(denominator) == 1
                              else "(" + " * ".join(denominator) + ")")
-        return "-" + text if coefficient == -1 else text
+        if coefficient == -1:
+            masks_only = all(self.is_mask(f) for f in sp.Mul.make_args(rest))
+            return ("-1 * " if masks_only else "-") + text
+        return text
 
     def _pow(self, expr: sp.Expr) -> str:
         base, exponent = expr.args
@@ -158,6 +169,9 @@ class _Emitter:
         if exp_code.startswith("-"):
             exp_code = f"({exp_code})"
         return f"{code} ** {exp_code}"
+
+
+_TAKES_MASKS = F.MASKS | {F.where}
 
 
 def _helper_names(template: str) -> set[str]:
@@ -187,13 +201,15 @@ def lower(program: Program) -> NumpyProgram:
         fwd.counter += 1
         name = f"v{fwd.counter}"
         fwd.names[node.var] = name
+        if node.rule.cls in F.MASKS:
+            fwd.mask_vars.add(node.var)
         forward.append(Line(name, fwd.spell(node.local), ""))
         names.setdefault(node.local, name)
         if node.index == program.output:
             value = name
 
     backward: list[Line] = []
-    bwd = _Emitter(names, backward, "t", helpers=fwd.helpers)
+    bwd = _Emitter(names, backward, "t", helpers=fwd.helpers, mask_vars=fwd.mask_vars)
     names[SEED] = "g"
     for index in program.backward_order:
         if index == program.output:
@@ -209,7 +225,7 @@ def lower(program: Program) -> NumpyProgram:
     gradients: dict[str, str] = {}
     for name in program.wrt:
         node = program.input_node(name)
-        if node is None or not program.adjoint_terms.get(node.index):
+        if node is None or not program.has_gradient(node.index):
             gradients[name] = "0.0"
             continue
         adjoint = program.adjoint(node.index)

@@ -37,7 +37,7 @@ def torch_value_and_grad(expr: sp.Expr, inputs: Sequence[str],
             return cache[e]
         if e.is_Symbol:
             result = leaves[e.name]
-        elif not e.free_symbols:
+        elif F.is_literal(e):
             result = torch.tensor(float(e.evalf(30)), dtype=tdtype)
         elif isinstance(e, sp.Add):
             result = ev(e.args[0])

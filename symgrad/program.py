@@ -80,6 +80,12 @@ class Program:
             return SEED
         return sp.Add(*(c.term for c in self.adjoint_terms.get(index, [])))
 
+    def has_gradient(self, index: int) -> bool:
+        """Whether anything flows back into node `index`."""
+        if index == self.output:
+            return self.nodes[index].needs_grad
+        return bool(self.adjoint_terms.get(index))
+
     def input_node(self, name: str) -> Node | None:
         for node in self.nodes:
             if node.is_input and node.var.name == name:
@@ -103,7 +109,7 @@ def adjoint_symbol(index: int) -> sp.Symbol:
 
 
 def _is_constant(expr: sp.Expr) -> bool:
-    return not expr.free_symbols
+    return F.is_literal(expr)
 
 
 def build(expr: sp.Expr, inputs: tuple[str, ...], wrt: tuple[str, ...] | None = None,
@@ -185,7 +191,8 @@ def build(expr: sp.Expr, inputs: tuple[str, ...], wrt: tuple[str, ...] | None = 
             terms.setdefault(a, []).append(Contribution(node.index, position, partial,
                                                         term))
     for node in nodes:
-        if node.is_input and node.needs_grad and terms.get(node.index):
+        if node.is_input and node.needs_grad and terms.get(node.index) and \
+                node.index != output:
             adjoint_var[node.index] = adjoint_symbol(node.index)
     return Program(expr=expr, inputs=tuple(inputs), wrt=wrt, convention=convention,
                    readable=readable, nodes=nodes, output=output,
@@ -207,7 +214,7 @@ def gradient_expressions(program: Program) -> dict[str, sp.Expr]:
     result: dict[str, sp.Expr] = {}
     for name in program.wrt:
         node = program.input_node(name)
-        if node is None or not program.adjoint_terms.get(node.index):
+        if node is None or not program.has_gradient(node.index):
             result[name] = sp.S.Zero
             continue
         result[name] = _resolve(program, node.index, resolved)
@@ -216,7 +223,8 @@ def gradient_expressions(program: Program) -> dict[str, sp.Expr]:
 
 def _resolve(program: Program, index: int, resolved: dict[sp.Symbol, sp.Expr]
              ) -> sp.Expr:
-    value = program.adjoint(index).xreplace(resolved)
+    value = program.adjoint(index).xreplace(resolved) if index != program.output \
+        else sp.S.One
     value = value.xreplace({n.var: n.expr for n in program.nodes if n.rule is not None})
     return display_form(value, program)
 

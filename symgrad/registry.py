@@ -116,6 +116,23 @@ def _fold(cls: type) -> Callable[..., sp.Expr]:
     return build
 
 
+def _clip_grad(x: sp.Expr, lo: sp.Expr, hi: sp.Expr, out: sp.Expr
+               ) -> tuple[sp.Expr, ...]:
+    # PyTorch's clamp_backward_min_max, including lo > hi (where the result is hi).
+    return (F.ge(x, lo) * F.le(x, hi), F.lt(x, lo) * F.lt(lo, hi),
+            F.logical_or(F.gt(x, hi), F.lt(hi, lo)))
+
+
+def _clip_grad_jax(x: sp.Expr, lo: sp.Expr, hi: sp.Expr, out: sp.Expr
+                   ) -> tuple[sp.Expr, ...]:
+    # JAX: clip(x, lo, hi) = minimum(maximum(x, lo), hi), each tie worth 1/2.
+    inner = F.maximum(x, lo)
+    through = F.lt(inner, hi) + F.eq(inner, hi) / 2
+    return ((F.gt(x, lo) + F.eq(x, lo) / 2) * through,
+            (F.lt(x, lo) + F.eq(x, lo) / 2) * through,
+            F.gt(inner, hi) + F.eq(inner, hi) / 2)
+
+
 def _build_norm(x: sp.Expr, p: sp.Expr = sp.Integer(2)) -> sp.Expr:
     if p == 2:
         return F.norm(x)
@@ -288,17 +305,16 @@ RULES: tuple[Rule, ...] = (
          torch=lambda t, x: t.nn.functional.silu(x), domain=((-6, 6),)),
     # --- kinked functions of several arguments --------------------------------------------
     Rule("clip", F.clip, "clip(x, lo, hi)", "x limited to [lo, hi] (alias clamp)",
-         names=("clip", "clamp"), arity=(3, 3),
-         grad=lambda x, lo, hi, out: (F.ge(x, lo) * F.le(x, hi), F.lt(x, lo), F.gt(x, hi)),
-         jax=lambda x, lo, hi, out: (
-             F.gt(x, lo) * F.lt(x, hi) + (F.eq(x, lo) + F.eq(x, hi)) / 2,
-             F.lt(x, lo) + F.eq(x, lo) / 2, F.gt(x, hi) + F.eq(x, hi) / 2),
-         kink="at x == lo or x == hi the derivative is 1, as PyTorch (JAX: 1/2)",
-         numpy="np.clip({0}, {1}, {2})",
+         names=("clip", "clamp"), arity=(3, 3), grad=_clip_grad, jax=_clip_grad_jax,
+         shown=lambda x, lo, hi, out: (F.ge(x, lo) * F.le(x, hi), F.lt(x, lo),
+                                       F.gt(x, hi)),
+         kink="at x == lo or x == hi the derivative is 1, as PyTorch (JAX: 1/2); "
+         "where lo > hi the result is hi",
+         numpy="np.minimum(np.maximum({0}, {1}), {2})",
          latex=r"\operatorname{{clip}}\left({0}, {1}, {2}\right)",
          torch=lambda t, x, lo, hi: t.clamp(x, lo, hi),
          domain=((-3, 3), (-2, -0.5), (0.5, 2)),
-         kinks_at=((1.5, 1.5, 5.5), (5.5, 1.5, 5.5), (0.0, 0.0, 1.0))),
+         kinks_at=((1.5, 1.5, 5.5), (5.5, 1.5, 5.5), (0.0, 0.0, 1.0), (1.0, 2.0, 1.0))),
     Rule("maximum", F.maximum, "max(a, b, ...)", "elementwise maximum (alias maximum)",
          names=("max", "maximum"), arity=(2, None), build=_fold(F.maximum),
          grad=lambda a, b, out: (F.gt(a, b) + F.eq(a, b) / 2, F.lt(a, b) + F.eq(a, b) / 2),

@@ -22,7 +22,8 @@ def as_input(value):
 
 def grad_like(grad, value):
     """A gradient with exactly the shape and dtype of the input `value`."""
-    grad = unbroadcast(grad, np.shape(value), np.shape(grad))
+    shape = np.shape(value)
+    grad = unbroadcast(grad, shape, np.broadcast_shapes(np.shape(grad), shape))
     return np.array(np.broadcast_to(grad, np.shape(value)), dtype=value.dtype)
 
 
@@ -38,7 +39,8 @@ def unbroadcast(grad, shape, consumer_shape):
     if grad_shape == shape and shape == tuple(consumer_shape):
         return grad
     if grad_shape == ():  # a constant gradient: its sum is a count times it
-        count = math.prod(consumer_shape) // max(1, math.prod(shape))
+        full = np.broadcast_shapes(tuple(consumer_shape), shape)
+        count = math.prod(full) // max(1, math.prod(shape))
         return grad * count if count != 1 else grad
     if grad_shape != tuple(consumer_shape):
         grad = np.broadcast_to(grad, np.broadcast_shapes(grad_shape, consumer_shape))
