@@ -1,9 +1,9 @@
 """symgrad: derivatives of math expressions with PyTorch's conventions, and NumPy code.
 
-    >>> import symgrad
-    >>> print(symgrad.derive("cos(x**2)"))
-    f(x) = cos(x**2)
-    df/dx = -2*x*sin(x**2)
+>>> import symgrad
+>>> print(symgrad.derive("cos(x**2)"))
+f(x) = cos(x**2)
+df/dx = -2*x*sin(x**2)
 """
 
 from symgrad.derivation import Derivation, derive

@@ -1,4 +1,4 @@
-"""The function catalog, read from the registry (for `symgrad functions` and the docs)."""
+"""The function catalog, read from the registry (`symgrad functions`, the docs)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ _ARG_NAMES = {1: ("x",), 2: ("a", "b"), 3: ("x", "lo", "hi")}
 
 
 def _arg_symbols(rule: registry.Rule) -> tuple[sp.Symbol, ...]:
-    inside = rule.signature[rule.signature.find("(") + 1: rule.signature.rfind(")")]
+    inside = rule.signature[rule.signature.find("(") + 1 : rule.signature.rfind(")")]
     names = [n.strip() for n in inside.split(",") if n.strip() and n.strip() != "..."]
     names = [n for n in names if n.isidentifier()]
     if rule.cls is sp.polygamma:
@@ -30,8 +30,22 @@ def catalog_rows(public_only: bool = True) -> list[dict[str, Any]]:
     rows = []
     for rule in registry.RULES:
         public = bool(rule.names) or rule.name in (
-            "add", "mul", "pow", "norm1", "norminf", "polygamma",
-            "lt", "le", "gt", "ge", "eq", "ne", "and", "or", "not")
+            "add",
+            "mul",
+            "pow",
+            "norm1",
+            "norminf",
+            "polygamma",
+            "lt",
+            "le",
+            "gt",
+            "ge",
+            "eq",
+            "ne",
+            "and",
+            "or",
+            "not",
+        )
         if public_only and not public:
             continue
         args = _arg_symbols(rule)
@@ -46,17 +60,21 @@ def catalog_rows(public_only: bool = True) -> list[dict[str, Any]]:
                 derivative[str(arg)] = to_text(display_form(sp.sympify(partial)))
         jax = None
         if rule.jax is not None:
-            jax = {str(a): to_text(display_form(p))
-                   for a, p in zip(args, rule.partials(args, node, "jax"), strict=True)
-                   if isinstance(a, sp.Symbol)}
-        rows.append({
-            "name": rule.name,
-            "names": list(rule.names),
-            "signature": rule.signature,
-            "description": rule.description,
-            "derivative": derivative,
-            "derivative_jax": jax,
-            "kink": "" if rule.kink == SMOOTH else rule.kink,
-            "reduction": rule.reduction,
-        })
+            jax = {
+                str(a): to_text(display_form(p))
+                for a, p in zip(args, rule.partials(args, node, "jax"), strict=True)
+                if isinstance(a, sp.Symbol)
+            }
+        rows.append(
+            {
+                "name": rule.name,
+                "names": list(rule.names),
+                "signature": rule.signature,
+                "description": rule.description,
+                "derivative": derivative,
+                "derivative_jax": jax,
+                "kink": "" if rule.kink == SMOOTH else rule.kink,
+                "reduction": rule.reduction,
+            }
+        )
     return rows

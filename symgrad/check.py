@@ -1,15 +1,15 @@
 """Check: the generated code's gradients against oracles symgrad did not write.
 
 Central finite differences at random smooth points, mpmath at 40 digits (scalar points),
-and PyTorch autograd (when it is installed) at random points and at the expression's kinks
-(0, ±1, ties between inputs, and the constants the expression mentions, such as clip's
-bounds). The report is a table of the largest absolute and relative errors per input.
+and PyTorch autograd (when it is installed) at random points and at the expression's
+kinks (0, ±1, ties between inputs, and the constants the expression mentions, such as
+clip's bounds). The report is a table of the largest absolute and relative errors per
+input.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import sympy as sp
@@ -41,11 +41,15 @@ class Report:
         return all(r.ok for r in self.rows)
 
     def table(self) -> str:
-        lines = [f"{'oracle':<20} {'input':<10} {'points':>6} {'max abs err':>12} "
-                 f"{'max rel err':>12}  result"]
+        lines = [
+            f"{'oracle':<20} {'input':<10} {'points':>6} {'max abs err':>12} "
+            f"{'max rel err':>12}  result"
+        ]
         for r in self.rows:
-            lines.append(f"{r.oracle:<20} {r.input:<10} {r.points:>6} {r.max_abs:>12.3e} "
-                         f"{r.max_rel:>12.3e}  {'ok' if r.ok else 'DISAGREES'}")
+            lines.append(
+                f"{r.oracle:<20} {r.input:<10} {r.points:>6} {r.max_abs:>12.3e} "
+                f"{r.max_rel:>12.3e}  {'ok' if r.ok else 'DISAGREES'}"
+            )
         lines.extend(f"note: {s}" for s in self.skipped)
         lines.append("agreement: " + ("all checks pass" if self.ok else "FAILED"))
         return "\n".join(lines)
@@ -66,8 +70,9 @@ def _errors(got: np.ndarray, want: np.ndarray) -> tuple[float, float, bool, int]
     return float(diff.max()), float((diff / scale).max()), True, int(mask.sum())
 
 
-def _smooth_points(derivation: Derivation, rng: np.random.Generator, count: int,
-                   shape: tuple[int, ...]) -> list[list[np.ndarray]]:
+def _smooth_points(
+    derivation: Derivation, rng: np.random.Generator, count: int, shape: tuple[int, ...]
+) -> list[list[np.ndarray]]:
     module = derivation.module
     points: list[list[np.ndarray]] = []
     attempts = 0
@@ -139,16 +144,18 @@ def run_check(derivation: Derivation, points: int = 20, seed: int = 0) -> Report
     cases.append([np.array(kinks) for _ in inputs])
     for args in cases:
         value, grads = module.value_and_grad(*args)
-        _, want = oracles.torch_value_and_grad(derivation.expression, inputs,
-                                               dict(zip(inputs, args, strict=True)))
+        _, want = oracles.torch_value_and_grad(
+            derivation.expression, inputs, dict(zip(inputs, args, strict=True))
+        )
         for n, g, w in zip(inputs, grads, want, strict=True):
             acc[n].append(_errors(g, w))
     _add_rows(report, "pytorch", acc)
     return report
 
 
-def _add_rows(report: Report, oracle: str,
-              acc: dict[str, list[tuple[float, float, bool, int]]]) -> None:
+def _add_rows(
+    report: Report, oracle: str, acc: dict[str, list[tuple[float, float, bool, int]]]
+) -> None:
     tolerance = TOLERANCE[oracle]
     for name, results in acc.items():
         if not results:
@@ -158,5 +165,3 @@ def _add_rows(report: Report, oracle: str,
         ok = all(r[2] for r in results) and max_rel <= tolerance
         count = sum(r[3] for r in results)
         report.rows.append(Row(oracle, name, count, max_abs, max_rel, ok))
-
-

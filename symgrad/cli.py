@@ -45,54 +45,91 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"symgrad {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_Parser
+    )
 
     derive = commands.add_parser(
-        "derive", help="print an expression's derivatives (and their values with --at)",
+        "derive",
+        help="print an expression's derivatives (and their values with --at)",
         description="Print the derivative of EXPR with respect to each input.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _expression_options(derive)
-    derive.add_argument("--wrt", metavar="x,y", help="differentiate with respect to "
-                        "these inputs only (default: all)")
+    derive.add_argument(
+        "--wrt",
+        metavar="x,y",
+        help="differentiate with respect to these inputs only (default: all)",
+    )
     derive.add_argument("--format", choices=("text", "latex", "json"), default="text")
-    derive.add_argument("--at", metavar="x=0.5,y=[1,2,3]", help="evaluate the value "
-                        "and the gradient at these input values")
+    derive.add_argument(
+        "--at",
+        metavar="x=0.5,y=[1,2,3]",
+        help="evaluate the value and the gradient at these input values",
+    )
 
     generate = commands.add_parser(
-        "generate", help="write a standalone NumPy module for the value and gradient",
+        "generate",
+        help="write a standalone NumPy module for the value and gradient",
         description="Write a Python module (numpy only) with forward, backward and "
-        "value_and_grad for EXPR.", epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        "value_and_grad for EXPR.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _expression_options(generate)
-    generate.add_argument("-o", "--output", required=True, metavar="PATH",
-                          help="the module file to write (or a folder for NAME.py)")
+    generate.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="PATH",
+        help="the module file to write (or a folder for NAME.py)",
+    )
     generate.add_argument("--name", help="module name (default: the file's name)")
-    generate.add_argument("--force", action="store_true",
-                          help="overwrite a file that symgrad did not generate")
+    generate.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite a file that symgrad did not generate",
+    )
 
     check = commands.add_parser(
-        "check", help="check the generated code against finite differences, mpmath and "
-        "PyTorch", description="Check the gradient code generated for EXPR against "
+        "check",
+        help="check the generated code against finite differences, mpmath and PyTorch",
+        description="Check the gradient code generated for EXPR against "
         "central finite differences, high-precision mpmath and (when installed) "
         "PyTorch autograd, at random points and at the expression's kinks. Exit "
-        "status 1 on disagreement.")
+        "status 1 on disagreement.",
+    )
     _expression_options(check)
     check.add_argument("--points", type=int, default=20, help="random points (20)")
     check.add_argument("--seed", type=int, default=0)
 
-    functions = commands.add_parser("functions", help="list the functions symgrad knows",
-                                    description="List the function catalog.")
+    functions = commands.add_parser(
+        "functions",
+        help="list the functions symgrad knows",
+        description="List the function catalog.",
+    )
     functions.add_argument("--format", choices=("text", "json"), default="text")
     return parser
 
 
 def _expression_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("expression", metavar="EXPR",
-                        help="the expression, e.g. 'cos(x**2)'; '-' reads standard input")
-    parser.add_argument("--inputs", metavar="x,y", help="input names in argument order "
-                        "(default: order of first appearance)")
-    parser.add_argument("--convention", choices=("torch", "jax"), default="torch",
-                        help="values at kinks: PyTorch's (default) or JAX's")
+    parser.add_argument(
+        "expression",
+        metavar="EXPR",
+        help="the expression, e.g. 'cos(x**2)'; '-' reads standard input",
+    )
+    parser.add_argument(
+        "--inputs",
+        metavar="x,y",
+        help="input names in argument order (default: order of first appearance)",
+    )
+    parser.add_argument(
+        "--convention",
+        choices=("torch", "jax"),
+        default="torch",
+        help="values at kinks: PyTorch's (default) or JAX's",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -129,8 +166,12 @@ def _names(option: str | None) -> list[str] | None:
 def _derive(args: argparse.Namespace) -> Any:
     from symgrad.derivation import derive
 
-    return derive(_expression_text(args), wrt=_names(getattr(args, "wrt", None)),
-                  inputs=_names(args.inputs), convention=args.convention)
+    return derive(
+        _expression_text(args),
+        wrt=_names(getattr(args, "wrt", None)),
+        inputs=_names(args.inputs),
+        convention=args.convention,
+    )
 
 
 def cmd_derive(args: argparse.Namespace) -> int:
@@ -158,8 +199,10 @@ def cmd_derive(args: argparse.Namespace) -> int:
             where = ", ".join(f"{k} = {format_value(v)}" for k, v in values.items())
             print(rf"f = {format_value(value)} \quad \text{{at }} {where}")
             for name in derivation.wrt:
-                print(rf"\frac{{\partial f}}{{\partial {name}}} = "
-                      f"{format_value(grads[name])}")
+                print(
+                    rf"\frac{{\partial f}}{{\partial {name}}} = "
+                    f"{format_value(grads[name])}"
+                )
         for note in derivation.notes:
             print(f"% note: {note}")
         return 0
@@ -167,8 +210,11 @@ def cmd_derive(args: argparse.Namespace) -> int:
         print(line)
     if at is not None:
         values, value, grads = at
-        print("at " + ", ".join(f"{k} = {format_value(v)}" for k, v in values.items())
-              + ":")
+        print(
+            "at "
+            + ", ".join(f"{k} = {format_value(v)}" for k, v in values.items())
+            + ":"
+        )
         print(f"  f = {format_value(value)}")
         for name in derivation.wrt:
             print(f"  df/d{name} = {format_value(grads[name])}")
@@ -181,8 +227,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from symgrad.generate import write_module
 
     derivation = _derive(args)
-    path = write_module(derivation, args.output, name=args.name, force=args.force,
-                        argv=_regenerate_command(args))
+    path = write_module(
+        derivation,
+        args.output,
+        name=args.name,
+        force=args.force,
+        argv=_regenerate_command(args),
+    )
     print(f"wrote {path}")
     return 0
 
@@ -190,8 +241,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def _regenerate_command(args: argparse.Namespace) -> list[str]:
     import shlex
 
-    parts = ["symgrad", "generate", shlex.quote(_expression_text(args)), "-o",
-             shlex.quote(args.output)]
+    parts = [
+        "symgrad",
+        "generate",
+        shlex.quote(_expression_text(args)),
+        "-o",
+        shlex.quote(args.output),
+    ]
     if args.name:
         parts += ["--name", shlex.quote(args.name)]
     if args.inputs:
@@ -227,8 +283,12 @@ def cmd_functions(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"derive": cmd_derive, "generate": cmd_generate, "check": cmd_check,
-             "functions": cmd_functions}
+_COMMANDS = {
+    "derive": cmd_derive,
+    "generate": cmd_generate,
+    "check": cmd_check,
+    "functions": cmd_functions,
+}
 
 
 # --- values for --at ------------------------------------------------------------------
@@ -268,8 +328,10 @@ def _split_top_level(text: str) -> list[str]:
 def _parse_value(text: str, item: str) -> Any:
     tokens = re.findall(rf"\s*({_NUMBER}|\[|\]|,)\s*", text)
     if "".join(tokens).replace(" ", "") != text.replace(" ", ""):
-        raise SymgradError(f"--at: cannot read the value in '{item.strip()}' (numbers "
-                           "like 0.5, -1e-3, inf, or lists like [1, 2, 3])")
+        raise SymgradError(
+            f"--at: cannot read the value in '{item.strip()}' (numbers "
+            "like 0.5, -1e-3, inf, or lists like [1, 2, 3])"
+        )
     pos = 0
 
     def parse() -> Any:

@@ -1,9 +1,9 @@
 """Derive: an expression's gradient as formulas, notes, numbers and a NumPy module.
 
 `derive(text)` is the Python API behind `symgrad derive`: it parses the text, builds the
-reverse program, and returns a `Derivation` holding the SymPy gradient of each input (as a
-reader wants it: simplified, no internal helpers), the notes on kink conventions, and, on
-demand, the NumPy module that computes the same program (used for `--at` and by
+reverse program, and returns a `Derivation` holding the SymPy gradient of each input (as
+a reader wants it: simplified, no internal helpers), the notes on kink conventions, and,
+on demand, the NumPy module that computes the same program (used for `--at` and by
 `symgrad generate`).
 """
 
@@ -55,8 +55,10 @@ class Derivation:
         args = ", ".join(_latex_name(n) for n in self.inputs)
         lines = [f"f({args}) = {to_latex(self.expression)}"]
         for name, d in self.derivatives.items():
-            lines.append(rf"\frac{{\partial f}}{{\partial {_latex_name(name)}}} = "
-                         f"{to_latex(d)}")
+            lines.append(
+                rf"\frac{{\partial f}}{{\partial {_latex_name(name)}}} = "
+                f"{to_latex(d)}"
+            )
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,8 +68,11 @@ class Derivation:
             "inputs": list(self.inputs),
             "convention": self.convention,
             "derivatives": {
-                name: {"text": to_sympy_text(d), "symgrad": to_text(d),
-                       "latex": to_latex(d)}
+                name: {
+                    "text": to_sympy_text(d),
+                    "symgrad": to_text(d),
+                    "latex": to_latex(d),
+                }
                 for name, d in self.derivatives.items()
             },
             "notes": list(self.notes),
@@ -97,18 +102,21 @@ class Derivation:
         from symgrad import __version__
 
         if self.derivatives:
-            gradient_doc = [f"df/d{n} = {to_text(d)}" for n, d in self.derivatives.items()]
+            gradient_doc = [
+                f"df/d{n} = {to_text(d)}" for n, d in self.derivatives.items()
+            ]
         else:
             gradient_doc = ["(formulas omitted: the expression is too long to display)"]
+        value_text = _short(to_text(self.expression), 2000)
         return render.render_module(
             lowered,
             expression=self.text.strip(),
-            title=title or f"{_short(to_text(self.expression))} and its gradient, "
-            "in NumPy.",
+            title=title
+            or f"{_short(to_text(self.expression))} and its gradient, in NumPy.",
             version=__version__,
             command=command or f"symgrad generate {_shell_quote(self.text.strip())}",
             convention=self.convention,
-            value_doc=[f"f({', '.join(self.inputs)}) = {_short(to_text(self.expression), 2000)}"],
+            value_doc=[f"f({', '.join(self.inputs)}) = {value_text}"],
             gradient_doc=gradient_doc,
             notes=self.notes,
         )
@@ -129,8 +137,10 @@ class Derivation:
             raise SymgradError(f"--at needs a value for {', '.join(missing)}")
         extra = [n for n in values if n not in self.inputs]
         if extra:
-            raise SymgradError(f"--at gives {', '.join(extra)}, which the expression "
-                               f"does not use (inputs: {', '.join(self.inputs)})")
+            raise SymgradError(
+                f"--at gives {', '.join(extra)}, which the expression "
+                f"does not use (inputs: {', '.join(self.inputs)})"
+            )
         import numpy as np
 
         args = [values[n] for n in self.inputs]
@@ -138,13 +148,20 @@ class Derivation:
             with np.errstate(all="raise"):
                 np.broadcast_shapes(*(np.shape(a) for a in args))
         except ValueError as exc:
-            raise SymgradError(f"--at: the input shapes do not broadcast: {exc}") from None
+            raise SymgradError(
+                f"--at: the input shapes do not broadcast: {exc}"
+            ) from None
         value, grads = self.module.value_and_grad(*args)
         return value, dict(zip(self.inputs, grads, strict=True))
 
 
-def derive(text: str | Parsed, *, wrt: Sequence[str] | None = None,
-           inputs: Sequence[str] | None = None, convention: str = "torch") -> Derivation:
+def derive(
+    text: str | Parsed,
+    *,
+    wrt: Sequence[str] | None = None,
+    inputs: Sequence[str] | None = None,
+    convention: str = "torch",
+) -> Derivation:
     """Parse `text` and differentiate it with respect to each input (or `wrt`)."""
     if convention not in CONVENTIONS:
         raise SymgradError(f"unknown convention '{convention}': use torch or jax")
@@ -153,10 +170,17 @@ def derive(text: str | Parsed, *, wrt: Sequence[str] | None = None,
     wanted = tuple(names if not wrt else wrt)
     for name in wanted:
         if name not in names:
-            raise SymgradError(f"--wrt names '{name}', which is not an input "
-                               f"(inputs: {', '.join(names) or 'none'})")
-    derivation = Derivation(text=parsed.text, expression=parsed.expr, inputs=names,
-                            wrt=wanted, convention=convention)
+            raise SymgradError(
+                f"--wrt names '{name}', which is not an input "
+                f"(inputs: {', '.join(names) or 'none'})"
+            )
+    derivation = Derivation(
+        text=parsed.text,
+        expression=parsed.expr,
+        inputs=names,
+        wrt=wanted,
+        convention=convention,
+    )
     derivation.notes = _notes(parsed.expr, convention)
     if len(parsed.text) <= DISPLAY_LIMIT:
         shown = program.build(parsed.expr, names, wanted, convention, readable=True)
@@ -173,7 +197,9 @@ def _order_inputs(parsed: Parsed, inputs: Sequence[str] | None) -> tuple[str, ..
         raise SymgradError("--inputs lists a name twice")
     missing = [n for n in parsed.inputs if n not in names]
     if missing:
-        raise SymgradError(f"--inputs must list every input; missing: {', '.join(missing)}")
+        raise SymgradError(
+            f"--inputs must list every input; missing: {', '.join(missing)}"
+        )
     for name in names:
         if not name.isidentifier() or name.startswith("_"):
             raise SymgradError(f"--inputs: '{name}' is not a valid input name")
@@ -206,9 +232,11 @@ def _notes(expr: sp.Expr, convention: str) -> list[str]:
             continue  # x**2 and sqrt(x): no kink convention involved
         seen.add(rule.name)
         if node.func in F.MASKS:
-            notes.append(f"{to_text(node).strip('()')} is piecewise constant: its "
-                         "derivative is 0 everywhere (PyTorch gives a comparison's "
-                         "output no gradient at all)")
+            notes.append(
+                f"{to_text(node).strip('()')} is piecewise constant: its "
+                "derivative is 0 everywhere (PyTorch gives a comparison's "
+                "output no gradient at all)"
+            )
         else:
             kink = rule.kink
             if convention == "jax" and rule.jax is not None:

@@ -6,9 +6,11 @@ WINDOW = 60  # columns of the expression shown around the caret
 
 
 class SymgradError(Exception):
-    """Bad input. The CLI prints `format()` and exits with status 2, never a traceback."""
+    """Bad input: the CLI prints `format()` and exits with status 2, no traceback."""
 
-    def __init__(self, message: str, text: str | None = None, column: int | None = None):
+    def __init__(
+        self, message: str, text: str | None = None, column: int | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.text = text

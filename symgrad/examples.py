@@ -1,7 +1,7 @@
 """The seed examples: the expressions symgrad started from, and their generated modules.
 
-`python -m symgrad.examples` (re)writes generated/<name>.py for each; the tests check that
-the committed files are exactly what this produces.
+`python -m symgrad.examples` (re)writes generated/<name>.py for each; the tests check
+that the committed files are exactly what this produces.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ SEEDS: dict[str, tuple[str, str]] = {
     "max": ("max(x)", "seed 002: ties share the gradient evenly"),
     "clip": ("clip(x, 1.5, 5.5)", "seed 002: clip's gradient on 1..7"),
     "cos_x2": ("cos(x**2)", "seed 004: cos(x^2) at x = 0.5, step by step"),
-    "lt": ("x < y", "seed 001: torch.lt has no gradient (the seed's [1, 0, 0] is wrong)"),
+    "lt": (
+        "x < y",
+        "seed 001: torch.lt has no gradient (the seed's [1, 0, 0] is wrong)",
+    ),
     "sin_cos_norm": ("sin(cos(norm(x)**2 + 1))", "seed 004: a vector x"),
     "mean_square": ("mean((x + 2)*(x + 2)*2)", "seed 004: mean of a product"),
 }

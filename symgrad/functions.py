@@ -1,11 +1,12 @@
 """SymPy function classes for what SymPy itself does not have (or spells differently).
 
-SymPy already knows sin, exp, erf, Abs, floor, ... and symgrad uses those classes directly.
-The classes here cover the rest of symgrad's language: numerically careful elementwise
-functions (log1p, softplus, ...), functions with kinks whose derivative convention must be
-PyTorch's (relu, clip, maximum, ...), masks made by comparisons (usable in arithmetic, true
-= 1), reductions over all elements (sum, max, norm, ...), and a few internal helpers that
-derivative rules need (size, safe reciprocal, unbroadcast).
+SymPy already knows sin, exp, erf, Abs, floor, ... and symgrad uses those classes
+directly. The classes here cover the rest of symgrad's language: numerically careful
+elementwise functions (log1p, softplus, ...), functions with kinks whose derivative
+convention must be PyTorch's (relu, clip, maximum, ...), masks made by comparisons
+(usable in arithmetic, true = 1), reductions over all elements (sum, max, norm, ...),
+and a few internal helpers that derivative rules need (size, safe reciprocal,
+unbroadcast).
 
 These classes carry no derivative rules and no printing: both live in the registry
 (`symgrad.registry`), one row per function. Each class only says how many arguments it
@@ -90,4 +91,6 @@ def is_literal(expr: sp.Basic) -> bool:
     """A constant that is just a number (pi, log(2), 1/2), not a call of ours."""
     if expr.free_symbols:
         return False
-    return not any(isinstance(node, SymgradFunction) for node in sp.preorder_traversal(expr))
+    return not any(
+        isinstance(node, SymgradFunction) for node in sp.preorder_traversal(expr)
+    )

@@ -3,8 +3,8 @@
 Every forward step becomes one line `v<k> = ...` spelled with the registry's NumPy
 template. The backward trace becomes lines `g<k> = ...` (the adjoint of v<k>) and
 `t<k> = ...` (the partial derivatives' own subexpressions), emitted once each: identical
-subexpressions are shared, and a partial that equals a forward value (exp's partial is its
-own output) reuses that value instead of computing it again.
+subexpressions are shared, and a partial that equals a forward value (exp's partial is
+its own output) reuses that value instead of computing it again.
 """
 
 from __future__ import annotations
@@ -109,8 +109,10 @@ class _Emitter:
             raise AssertionError
         codes = [self.emit(a) for a in expr.args]
         if expr.func not in _TAKES_MASKS:  # NumPy's ufuncs want numbers, not booleans
-            codes = [f"{c} * 1.0" if self.is_mask(a) else c
-                     for a, c in zip(expr.args, codes, strict=True)]
+            codes = [
+                f"{c} * 1.0" if self.is_mask(a) else c
+                for a, c in zip(expr.args, codes, strict=True)
+            ]
         if callable(rule.numpy):
             return rule.numpy(*codes)
         if "_" in rule.numpy:
@@ -145,8 +147,11 @@ class _Emitter:
             numerator.insert(0, literal(coefficient))
         text = " * ".join(numerator) if numerator else "1"
         if denominator:
-            text += " / " + (denominator[0] if len(denominator) == 1
-                             else "(" + " * ".join(denominator) + ")")
+            text += " / " + (
+                denominator[0]
+                if len(denominator) == 1
+                else "(" + " * ".join(denominator) + ")"
+            )
         if coefficient == -1:
             masks_only = all(self.is_mask(f) for f in sp.Mul.make_args(rest))
             return ("-1 * " if masks_only else "-") + text
@@ -185,7 +190,7 @@ def _ordered(args: tuple[sp.Expr, ...]) -> list[sp.Expr]:
 
 
 def lower(program: Program) -> NumpyProgram:
-    """Forward and backward lines for `program` (built with exact, not readable, rules)."""
+    """Forward and backward lines for `program` (built with exact rules)."""
     names: dict[sp.Expr, str] = {}
     for node in program.nodes:
         if node.is_input:
@@ -229,8 +234,16 @@ def lower(program: Program) -> NumpyProgram:
             gradients[name] = "0.0"
             continue
         adjoint = program.adjoint(node.index)
-        gradients[name] = bwd.emit(adjoint, f"grad_{name}") if not (
-            adjoint.is_Symbol and adjoint in names) else names[adjoint]
-    return NumpyProgram(inputs=program.inputs, forward=forward, backward=backward,
-                        value=value, gradients=gradients,
-                        helpers=tuple(sorted(bwd.helpers)))
+        gradients[name] = (
+            bwd.emit(adjoint, f"grad_{name}")
+            if not (adjoint.is_Symbol and adjoint in names)
+            else names[adjoint]
+        )
+    return NumpyProgram(
+        inputs=program.inputs,
+        forward=forward,
+        backward=backward,
+        value=value,
+        gradients=gradients,
+        helpers=tuple(sorted(bwd.helpers)),
+    )

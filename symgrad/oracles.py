@@ -16,9 +16,13 @@ from symgrad import functions as F
 from symgrad import registry
 
 
-def torch_value_and_grad(expr: sp.Expr, inputs: Sequence[str],
-                         values: Mapping[str, Any], grad_output: Any = None,
-                         dtype: str = "float64") -> tuple[np.ndarray, list[np.ndarray]]:
+def torch_value_and_grad(
+    expr: sp.Expr,
+    inputs: Sequence[str],
+    values: Mapping[str, Any],
+    grad_output: Any = None,
+    dtype: str = "float64",
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """Value and gradients of `expr` computed by PyTorch autograd (the reference).
 
     The expression is evaluated with each registry row's PyTorch reference; masks become
@@ -28,8 +32,10 @@ def torch_value_and_grad(expr: sp.Expr, inputs: Sequence[str],
     import torch
 
     tdtype = getattr(torch, dtype)
-    leaves = {n: torch.tensor(np.asarray(values[n]), dtype=tdtype, requires_grad=True)
-              for n in inputs}
+    leaves = {
+        n: torch.tensor(np.asarray(values[n]), dtype=tdtype, requires_grad=True)
+        for n in inputs
+    }
     cache: dict[sp.Expr, Any] = {}
 
     def ev(e: sp.Expr) -> Any:
@@ -75,13 +81,20 @@ def torch_value_and_grad(expr: sp.Expr, inputs: Sequence[str],
         value = torch.tensor(value, dtype=tdtype)
     grads: list[np.ndarray] = []
     if value.requires_grad:
-        seed = (torch.ones_like(value) if grad_output is None
-                else torch.tensor(np.asarray(grad_output), dtype=tdtype))
-        got = torch.autograd.grad(value, [leaves[n] for n in inputs], seed,
-                                  allow_unused=True)
+        seed = (
+            torch.ones_like(value)
+            if grad_output is None
+            else torch.tensor(np.asarray(grad_output), dtype=tdtype)
+        )
+        got = torch.autograd.grad(
+            value, [leaves[n] for n in inputs], seed, allow_unused=True
+        )
         for n, g in zip(inputs, got, strict=True):
-            grads.append(np.zeros(leaves[n].shape, dtype=dtype) if g is None
-                         else g.detach().numpy())
+            grads.append(
+                np.zeros(leaves[n].shape, dtype=dtype)
+                if g is None
+                else g.detach().numpy()
+            )
     else:
         grads = [np.zeros(leaves[n].shape, dtype=dtype) for n in inputs]
     return value.detach().numpy(), grads
@@ -95,23 +108,42 @@ def _mpmath_table() -> dict[str, Any]:
         return mp.sign(v)
 
     return {
-        "exp2": lambda v: mp.power(2, v), "expm1": mp.expm1, "log2": lambda v: mp.log(v, 2),
-        "log10": mp.log10, "log1p": mp.log1p, "sigmoid": lambda v: 1 / (1 + mp.exp(-v)),
+        "exp2": lambda v: mp.power(2, v),
+        "expm1": mp.expm1,
+        "log2": lambda v: mp.log(v, 2),
+        "log10": mp.log10,
+        "log1p": mp.log1p,
+        "sigmoid": lambda v: 1 / (1 + mp.exp(-v)),
         "softplus": lambda v: v if v > 20 else mp.log1p(mp.exp(v)),
-        "relu": lambda v: max(v, 0), "silu": lambda v: v / (1 + mp.exp(-v)),
-        "round_": lambda v: mp.nint(v), "hypot": mp.hypot,
-        "clip": lambda v, lo, hi: min(max(v, lo), hi), "maximum": max, "minimum": min,
+        "relu": lambda v: max(v, 0),
+        "silu": lambda v: v / (1 + mp.exp(-v)),
+        "round_": lambda v: mp.nint(v),
+        "hypot": mp.hypot,
+        "clip": lambda v, lo, hi: min(max(v, lo), hi),
+        "maximum": max,
+        "minimum": min,
         "where": lambda c, a, b: a if c != 0 else b,
-        "lt": lambda a, b: int(a < b), "le": lambda a, b: int(a <= b),
-        "gt": lambda a, b: int(a > b), "ge": lambda a, b: int(a >= b),
-        "eq": lambda a, b: int(a == b), "ne": lambda a, b: int(a != b),
+        "lt": lambda a, b: int(a < b),
+        "le": lambda a, b: int(a <= b),
+        "gt": lambda a, b: int(a > b),
+        "ge": lambda a, b: int(a >= b),
+        "eq": lambda a, b: int(a == b),
+        "ne": lambda a, b: int(a != b),
         "logical_and": lambda a, b: int(a != 0 and b != 0),
         "logical_or": lambda a, b: int(a != 0 or b != 0),
         "logical_not": lambda a: int(a == 0),
         # Reductions of a scalar (mpmath checks run on scalar inputs).
-        "sum_": lambda v: v, "mean": lambda v: v, "prod": lambda v: v, "amax": lambda v: v,
-        "amin": lambda v: v, "norm": abs, "norm1": abs, "norminf": abs,
-        "logsumexp": lambda v: v, "size": lambda v: 1, "sign": sgn,
+        "sum_": lambda v: v,
+        "mean": lambda v: v,
+        "prod": lambda v: v,
+        "amax": lambda v: v,
+        "amin": lambda v: v,
+        "norm": abs,
+        "norm1": abs,
+        "norminf": abs,
+        "logsumexp": lambda v: v,
+        "size": lambda v: 1,
+        "sign": sgn,
         "erfinv": mp.erfinv if hasattr(mp, "erfinv") else None,
     }
 
@@ -123,8 +155,9 @@ def mpmath_function(expr: sp.Expr, inputs: Sequence[str]) -> Any:
     return sp.lambdify(symbols, expr, modules=[table, "mpmath"])
 
 
-def mpmath_gradient(expr: sp.Expr, inputs: Sequence[str], point: Sequence[float],
-                    digits: int = 40) -> tuple[float, list[float]]:
+def mpmath_gradient(
+    expr: sp.Expr, inputs: Sequence[str], point: Sequence[float], digits: int = 40
+) -> tuple[float, list[float]]:
     """Value and partial derivatives at a scalar point, by mpmath at `digits` digits."""
     import mpmath as mp
 
@@ -134,16 +167,19 @@ def mpmath_gradient(expr: sp.Expr, inputs: Sequence[str], point: Sequence[float]
         value = func(*args)
         grads = []
         for i in range(len(args)):
+
             def partial(t: Any, i: int = i) -> Any:
                 moved = list(args)
                 moved[i] = t
                 return func(*moved)
+
             grads.append(float(mp.diff(partial, args[i])))
         return float(value), grads
 
 
-def finite_differences(forward: Any, args: Sequence[np.ndarray], step: float = 1e-6
-                       ) -> list[np.ndarray]:
+def finite_differences(
+    forward: Any, args: Sequence[np.ndarray], step: float = 1e-6
+) -> list[np.ndarray]:
     """Central differences of sum(forward(*args)) with respect to each argument."""
     grads = []
     for i, arg in enumerate(args):
@@ -157,7 +193,8 @@ def finite_differences(forward: Any, args: Sequence[np.ndarray], step: float = 1
             moved_up = list(args)
             moved_down = list(args)
             moved_up[i], moved_down[i] = up, down
-            grad[index] = (np.sum(forward(*moved_up)) - np.sum(forward(*moved_down))) / (
-                2 * h)
+            grad[index] = (
+                np.sum(forward(*moved_up)) - np.sum(forward(*moved_down))
+            ) / (2 * h)
         grads.append(grad)
     return grads

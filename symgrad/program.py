@@ -1,10 +1,12 @@
-"""The reverse program: a forward trace of an expression and its adjoint (backward) trace.
+"""The reverse program: a forward trace of an expression and its adjoint (backward)
+trace.
 
 The forward trace lists each distinct subexpression once (common subexpressions are
 shared: SymPy nodes are hashable), in an order where arguments come first. The backward
 trace walks it in reverse: the adjoint of a node is the sum, over its consumers, of the
-consumer's adjoint times the registry's local partial derivative. This one program is what
-`symgrad derive` shows, what `--at` evaluates and what `symgrad generate` writes as NumPy.
+consumer's adjoint times the registry's local partial derivative. This one program is
+what `symgrad derive` shows, what `--at` evaluates and what `symgrad generate` writes as
+NumPy.
 
 Shapes: inputs may be arrays that broadcast against each other. Each node records which
 inputs it depends on elementwise (a reduction's result is a scalar and depends on none).
@@ -112,12 +114,17 @@ def _is_constant(expr: sp.Expr) -> bool:
     return F.is_literal(expr)
 
 
-def build(expr: sp.Expr, inputs: tuple[str, ...], wrt: tuple[str, ...] | None = None,
-          convention: str = "torch", readable: bool = False) -> Program:
+def build(
+    expr: sp.Expr,
+    inputs: tuple[str, ...],
+    wrt: tuple[str, ...] | None = None,
+    convention: str = "torch",
+    readable: bool = False,
+) -> Program:
     """Build the forward and backward traces of `expr`.
 
-    `readable` uses the registry's display forms of the partials (for formulas shown to a
-    person); otherwise the exact convention rules (for numbers and generated code).
+    `readable` uses the registry's display forms of the partials (for formulas shown to
+    a person); otherwise the exact convention rules (for numbers and generated code).
     """
     if convention not in ("torch", "jax"):
         raise ValueError(f"unknown convention {convention!r}: use 'torch' or 'jax'")
@@ -134,8 +141,14 @@ def build(expr: sp.Expr, inputs: tuple[str, ...], wrt: tuple[str, ...] | None = 
     # Inputs first, in argument order, so that their names are stable.
     for name in inputs:
         sym = sp.Symbol(name, real=True)
-        add_node(sym, var=sym, rule=None, deps=frozenset({name}),
-                 needs_grad=name in wrt, is_input=True)
+        add_node(
+            sym,
+            var=sym,
+            rule=None,
+            deps=frozenset({name}),
+            needs_grad=name in wrt,
+            is_input=True,
+        )
 
     # Forward trace: iterative post-order walk (expressions can be deep).
     stack: list[tuple[sp.Expr, bool]] = [(expr, False)]
@@ -159,7 +172,9 @@ def build(expr: sp.Expr, inputs: tuple[str, ...], wrt: tuple[str, ...] | None = 
         else:
             deps = frozenset().union(*(nodes[a].deps for a in args))
         needs = any(nodes[a].needs_grad for a in args)
-        i = add_node(e, var=sp.S.Zero, rule=rule, args=args, deps=deps, needs_grad=needs)
+        i = add_node(
+            e, var=sp.S.Zero, rule=rule, args=args, deps=deps, needs_grad=needs
+        )
         node = nodes[i]
         node.var = var_symbol(i)
         node._local = e.func(*(nodes[a].var for a in args), evaluate=False)
@@ -179,7 +194,8 @@ def build(expr: sp.Expr, inputs: tuple[str, ...], wrt: tuple[str, ...] | None = 
         order.append(node.index)
         arg_vars = [nodes[a].var for a in node.args]
         partials = (node.rule.readable_partials if readable else node.rule.partials)(
-            arg_vars, node.var, convention)
+            arg_vars, node.var, convention
+        )
         upstream = adjoint_var[node.index]
         for position, (a, partial) in enumerate(zip(node.args, partials, strict=True)):
             target = nodes[a]
@@ -188,15 +204,29 @@ def build(expr: sp.Expr, inputs: tuple[str, ...], wrt: tuple[str, ...] | None = 
             term = upstream * partial
             if target.deps < node.deps:  # the argument was broadcast: sum back
                 term = F.unbroadcast(term, target.var, node.var)
-            terms.setdefault(a, []).append(Contribution(node.index, position, partial,
-                                                        term))
+            terms.setdefault(a, []).append(
+                Contribution(node.index, position, partial, term)
+            )
     for node in nodes:
-        if node.is_input and node.needs_grad and terms.get(node.index) and \
-                node.index != output:
+        if (
+            node.is_input
+            and node.needs_grad
+            and terms.get(node.index)
+            and node.index != output
+        ):
             adjoint_var[node.index] = adjoint_symbol(node.index)
-    return Program(expr=expr, inputs=tuple(inputs), wrt=wrt, convention=convention,
-                   readable=readable, nodes=nodes, output=output,
-                   adjoint_var=adjoint_var, adjoint_terms=terms, backward_order=order)
+    return Program(
+        expr=expr,
+        inputs=tuple(inputs),
+        wrt=wrt,
+        convention=convention,
+        readable=readable,
+        nodes=nodes,
+        output=output,
+        adjoint_var=adjoint_var,
+        adjoint_terms=terms,
+        backward_order=order,
+    )
 
 
 def gradient_expressions(program: Program) -> dict[str, sp.Expr]:
@@ -221,16 +251,20 @@ def gradient_expressions(program: Program) -> dict[str, sp.Expr]:
     return result
 
 
-def _resolve(program: Program, index: int, resolved: dict[sp.Symbol, sp.Expr]
-             ) -> sp.Expr:
-    value = program.adjoint(index).xreplace(resolved) if index != program.output \
+def _resolve(
+    program: Program, index: int, resolved: dict[sp.Symbol, sp.Expr]
+) -> sp.Expr:
+    value = (
+        program.adjoint(index).xreplace(resolved)
+        if index != program.output
         else sp.S.One
+    )
     value = value.xreplace({n.var: n.expr for n in program.nodes if n.rule is not None})
     return display_form(value, program)
 
 
 def display_form(expr: sp.Expr, program: Program | None = None) -> sp.Expr:
-    """Rewrite internal helpers for a reader: safe_recip(a) -> 1/a, unbroadcast -> sum."""
+    """Rewrite helpers for a reader: safe_recip(a) -> 1/a, unbroadcast -> sum."""
 
     def unbroadcast(term: sp.Expr, target: sp.Expr, consumer: sp.Expr) -> sp.Expr:
         scalar = not _elementwise_symbols(target)
@@ -240,8 +274,11 @@ def display_form(expr: sp.Expr, program: Program | None = None) -> sp.Expr:
         symbols = _elementwise_symbols(arg)
         return F.size(next(iter(symbols))) if len(symbols) == 1 else F.size(arg)
 
-    return (expr.replace(F.safe_recip, lambda a: 1 / a)
-            .replace(F.unbroadcast, unbroadcast).replace(F.size, size))
+    return (
+        expr.replace(F.safe_recip, lambda a: 1 / a)
+        .replace(F.unbroadcast, unbroadcast)
+        .replace(F.size, size)
+    )
 
 
 def _elementwise_symbols(expr: sp.Expr) -> set[sp.Symbol]:

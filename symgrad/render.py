@@ -1,8 +1,9 @@
-"""Render: lay a NumPy program out as a standalone Python module through a Jinja template.
+"""Render: lay a NumPy program out as a standalone Python module through a Jinja
+template.
 
 The template (`templates/module.py.jinja`) holds the module's layout only; everything it
-receives is a finished string. Generated modules import nothing but NumPy (and `math` when
-a helper needs it): the runtime helpers they use are copied in as source.
+receives is a finished string. Generated modules import nothing but NumPy (and `math`
+when a helper needs it): the runtime helpers they use are copied in as source.
 """
 
 from __future__ import annotations
@@ -12,17 +13,27 @@ import functools
 import keyword
 import re
 import textwrap
-from importlib import resources
 from pathlib import Path
 
 from symgrad.numpy_code import Line, NumpyProgram
 
 LINE_WIDTH = 88
 ALWAYS_HELPERS = ("as_input", "grad_like", "unbroadcast")
-RESERVED = frozenset({
-    "np", "math", "g", "value", "grad_output", "INPUTS", "EXPRESSION", "CONVENTION",
-    "forward", "backward", "value_and_grad",
-})
+RESERVED = frozenset(
+    {
+        "np",
+        "math",
+        "g",
+        "value",
+        "grad_output",
+        "INPUTS",
+        "EXPRESSION",
+        "CONVENTION",
+        "forward",
+        "backward",
+        "value_and_grad",
+    }
+)
 _RESERVED_PATTERN = re.compile(r"^(?:[vgt]\d+|grad_\w+)$")
 
 
@@ -30,8 +41,10 @@ def check_input_names(names: tuple[str, ...]) -> str | None:
     """A message if an input name would clash with the generated module's own names."""
     for name in names:
         if name in RESERVED or _RESERVED_PATTERN.match(name) or keyword.iskeyword(name):
-            return (f"input name '{name}' clashes with a name the generated code uses; "
-                    "rename it (reserved: np, math, g, value, v1, g1, t1, grad_..., ...)")
+            return (
+                f"input name '{name}' clashes with a name the generated code uses; "
+                "rename it (reserved: np, math, g, value, v1, g1, t1, grad_..., ...)"
+            )
     return None
 
 
@@ -51,14 +64,11 @@ def _environment():  # type: ignore[no-untyped-def]
 
 def template_dir() -> Path:
     """Where the templates are: inside the installed package, or the repository's."""
-    try:
-        installed = resources.files("symgrad.templates")
-        path = Path(str(installed))
-        if (path / "module.py.jinja").is_file():
-            return path
-    except (ModuleNotFoundError, TypeError):
-        pass
-    return Path(__file__).resolve().parent.parent / "templates"
+    here = Path(__file__).resolve().parent
+    for folder in (here / "templates", here.parent / "templates"):
+        if (folder / "module.py.jinja").is_file():
+            return folder
+    raise RuntimeError(f"symgrad's templates are missing (looked in {here})")
 
 
 @functools.cache
@@ -89,19 +99,21 @@ def helper_sources(names: tuple[str, ...]) -> list[str]:
         wanted.add(name)
         calls = re.findall(r"(?<![\w.])([a-z][a-z0-9_]*)\(", table[name])
         todo.extend(c for c in calls if c in table and c not in wanted)
-    pattern = re.compile(r"(?<![\w.])(" + "|".join(sorted(table, key=len, reverse=True))
-                         + r")(?=\()")
+    pattern = re.compile(
+        r"(?<![\w.])(" + "|".join(sorted(table, key=len, reverse=True)) + r")(?=\()"
+    )
     return [pattern.sub(r"_\1", table[name]) for name in sorted(wanted)]
 
 
 def wrap(prefix: str, code: str, indent: str, width: int = LINE_WIDTH) -> list[str]:
-    """`prefix + code` as lines of at most `width` columns (parenthesized when split)."""
+    """`prefix + code` in lines of at most `width` columns (parenthesized if split)."""
     line = indent + prefix + code
     if len(line) <= width:
         return [line]
     inner = indent + "    "
-    body = textwrap.wrap(code, width=width - len(inner), break_long_words=False,
-                         break_on_hyphens=False)
+    body = textwrap.wrap(
+        code, width=width - len(inner), break_long_words=False, break_on_hyphens=False
+    )
     return [indent + prefix + "("] + [inner + part for part in body] + [indent + ")"]
 
 
@@ -115,18 +127,35 @@ def _body(lines: list[Line], indent: str) -> str:
 def _doc_block(items: list[str], indent: str = "    ", limit: int = 40) -> str:
     lines: list[str] = []
     for item in items[:limit]:
-        lines.extend(textwrap.wrap(item, width=LINE_WIDTH - len(indent),
-                                   subsequent_indent="    ", break_long_words=True,
-                                   break_on_hyphens=False) or [""])
+        lines.extend(
+            textwrap.wrap(
+                item,
+                width=LINE_WIDTH - len(indent),
+                subsequent_indent="    ",
+                break_long_words=True,
+                break_on_hyphens=False,
+            )
+            or [""]
+        )
     if len(items) > limit:
         lines.append(f"... and {len(items) - limit} more")
     return "\n".join(indent + line if line else "" for line in lines).replace(
-        "\\", "\\\\")
+        "\\", "\\\\"
+    )
 
 
-def render_module(program: NumpyProgram, *, expression: str, title: str, version: str,
-                  command: str, convention: str, value_doc: list[str],
-                  gradient_doc: list[str], notes: list[str]) -> str:
+def render_module(
+    program: NumpyProgram,
+    *,
+    expression: str,
+    title: str,
+    version: str,
+    command: str,
+    convention: str,
+    value_doc: list[str],
+    gradient_doc: list[str],
+    notes: list[str],
+) -> str:
     """The text of a standalone module for `program`."""
     inputs = program.inputs
     helpers = tuple(sorted(set(program.helpers) | set(ALWAYS_HELPERS)))
@@ -144,25 +173,32 @@ def render_module(program: NumpyProgram, *, expression: str, title: str, version
     call = ", ".join(inputs)
     backward_call = "\n".join(
         wrap("return value_and_grad(", f"{call}, grad_output=grad_output)[1]", "    ")
-        if len(call) < 60 else
-        ["    return value_and_grad("] + [f"        {n}," for n in inputs]
-        + ["        grad_output=grad_output,", "    )[1]"])
+        if len(call) < 60
+        else ["    return value_and_grad("]
+        + [f"        {n}," for n in inputs]
+        + ["        grad_output=grad_output,", "    )[1]"]
+    )
     context = {
         "title": title,
         "version": version,
         "expression_doc": _doc_block([expression]),
         "command_doc": _doc_block([command]),
-        "inputs_doc": ", ".join(inputs) if len(inputs) <= 12 else
-        f"{', '.join(inputs[:6])}, ... ({len(inputs)} inputs)",
+        "inputs_doc": ", ".join(inputs)
+        if len(inputs) <= 12
+        else f"{', '.join(inputs[:6])}, ... ({len(inputs)} inputs)",
         "convention_doc": "PyTorch's" if convention == "torch" else "JAX's",
         "value_doc": _doc_block(value_doc),
         "gradient_doc": _doc_block(gradient_doc),
         "notes_doc": _doc_block(notes) if notes else "",
         "imports": "\n".join(imports),
-        "inputs_tuple": repr(tuple(inputs)) if len(repr(tuple(inputs))) < 70 else
-        "(\n" + "".join(f"    {n!r},\n" for n in inputs) + ")",
-        "expression_repr": repr(expression) if len(expression) < 70 else
-        "(\n" + "\n".join(f"    {part!r}" for part in _chunks(expression, 70)) + "\n)",
+        "inputs_tuple": repr(tuple(inputs))
+        if len(repr(tuple(inputs))) < 70
+        else "(\n" + "".join(f"    {n!r},\n" for n in inputs) + ")",
+        "expression_repr": repr(expression)
+        if len(expression) < 70
+        else "(\n"
+        + "\n".join(f"    {part!r}" for part in _chunks(expression, 70))
+        + "\n)",
         "convention_repr": repr(convention),
         "signature": signature,
         "convert": convert,
@@ -177,4 +213,4 @@ def render_module(program: NumpyProgram, *, expression: str, title: str, version
 
 
 def _chunks(text: str, size: int) -> list[str]:
-    return [text[i:i + size] for i in range(0, len(text), size)] or [""]
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]

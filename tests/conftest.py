@@ -13,8 +13,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run `symgrad ARGS` as a user would, in a fresh process."""
-    return subprocess.run([sys.executable, "-m", "symgrad.cli", *args], input=stdin,
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "symgrad.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
 
 
 @pytest.fixture

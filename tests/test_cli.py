@@ -20,7 +20,10 @@ def test_help_and_version(cli) -> None:
 def test_derive_text_latex_json(cli) -> None:
     text = cli("derive", "cos(x**2)")
     assert text.returncode == 0
-    assert text.stdout.splitlines()[:2] == ["f(x) = cos(x**2)", "df/dx = -2*x*sin(x**2)"]
+    assert text.stdout.splitlines()[:2] == [
+        "f(x) = cos(x**2)",
+        "df/dx = -2*x*sin(x**2)",
+    ]
     latex = cli("derive", "cos(x**2)", "--format", "latex").stdout
     assert r"f(x) = \cos{\left(x^{2} \right)}" in latex
     assert r"\frac{\partial f}{\partial x} = - 2 x \sin{\left(x^{2} \right)}" in latex
@@ -30,9 +33,21 @@ def test_derive_text_latex_json(cli) -> None:
 
 
 def test_json_text_parses_with_sympify_for_every_function(cli) -> None:
-    for text in ["max(x)", "clip(x, 1.5, 5.5)", "x < y", "sum(x)*prod(x)", "round(x)",
-                 "norm(x, inf)", "where(x > 0, x, 0)", "mean(x)", "min(x, y)",
-                 "digamma(x)", "softplus(x)", "not x", "x > 0 and y > 0"]:
+    for text in [
+        "max(x)",
+        "clip(x, 1.5, 5.5)",
+        "x < y",
+        "sum(x)*prod(x)",
+        "round(x)",
+        "norm(x, inf)",
+        "where(x > 0, x, 0)",
+        "mean(x)",
+        "min(x, y)",
+        "digamma(x)",
+        "softplus(x)",
+        "not x",
+        "x > 0 and y > 0",
+    ]:
         data = json.loads(cli("derive", text, "--format", "json").stdout)
         for entry in data["derivatives"].values():
             sp.sympify(entry["text"])  # must not raise
@@ -54,14 +69,22 @@ def test_at_vectors_and_matrices(cli) -> None:
     out = cli("derive", "x*y", "--at", "x=[[1,2],[3,4]],y=2").stdout
     assert "df/dx = [[2.0, 2.0], [2.0, 2.0]]" in out
     assert "df/dy = 10.0" in out
-    data = json.loads(cli("derive", "abs(x)", "--at", "x=[-1,0,1]", "--format",
-                          "json").stdout)
+    data = json.loads(
+        cli("derive", "abs(x)", "--at", "x=[-1,0,1]", "--format", "json").stdout
+    )
     assert data["at"]["gradient"]["x"] == [-1.0, 0.0, 1.0]
 
 
 def test_bad_at_values_are_errors(cli) -> None:
-    for at in ["x=", "x=[1,2", "x=abc", "x=__import__('os')", "y=1", "x=[[1],[2,3]]",
-               "x=[1,2],y=[1,2,3]"]:
+    for at in [
+        "x=",
+        "x=[1,2",
+        "x=abc",
+        "x=__import__('os')",
+        "y=1",
+        "x=[[1],[2,3]]",
+        "x=[1,2],y=[1,2,3]",
+    ]:
         result = cli("derive", "x*y" if at.startswith("x=[1,2],y") else "x", "--at", at)
         assert result.returncode == 2, at
         assert result.stderr.startswith("symgrad: error:"), at
@@ -82,7 +105,14 @@ def test_functions_lists_the_whole_registry(cli) -> None:
             assert rule.signature in out, rule.signature
     assert "abs'(0) is taken as 0" in out
     data = json.loads(cli("functions", "--format", "json").stdout)
-    assert {row["name"] for row in data} >= {"abs", "clip", "amax", "maximum", "norm", "erf"}
+    assert {row["name"] for row in data} >= {
+        "abs",
+        "clip",
+        "amax",
+        "maximum",
+        "norm",
+        "erf",
+    }
 
 
 def test_no_command_and_unknown_command(cli) -> None:

@@ -1,4 +1,4 @@
-"""`symgrad generate`: standalone modules, safe writing, determinism, the seeds' files."""
+"""`symgrad generate`: standalone modules, safe writing, determinism, seeds' files."""
 
 from __future__ import annotations
 
@@ -62,8 +62,13 @@ def test_module_needs_only_numpy(tmp_path) -> None:
         "print('ok')\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True,
-                            text=True, cwd=tmp_path, env=env)
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
 
@@ -76,8 +81,8 @@ def test_generation_is_deterministic(tmp_path) -> None:
         assert main(["generate", "sin(cos(norm(x)**2 + 1)) * y", "-o", str(path)]) == 0
     assert a.read_text().replace(str(a), "") == b.read_text().replace(str(b), "")
     # and in a fresh process, byte for byte
-    script = ("from symgrad.cli import main; import sys; "
-              f"sys.exit(main(['generate', 'sin(cos(norm(x)**2 + 1)) * y', '-o', {str(a)!r}]))")
+    argv = ["generate", "sin(cos(norm(x)**2 + 1)) * y", "-o", str(a)]
+    script = f"from symgrad.cli import main; import sys; sys.exit(main({argv!r}))"
     first = a.read_bytes()
     subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT)
     assert a.read_bytes() == first
@@ -117,13 +122,27 @@ def test_generated_code_is_ruff_clean(tmp_path) -> None:
     ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
     from symgrad.cli import main
 
-    exprs = ["sin(cos(norm(x)**2 + 1))", "clip(x, lo, hi) * where(x > y, x, y)",
-             " + ".join(f"(x{i} - {i})**2" for i in range(40))]
+    exprs = [
+        "sin(cos(norm(x)**2 + 1))",
+        "clip(x, lo, hi) * where(x > y, x, y)",
+        " + ".join(f"(x{i} - {i})**2" for i in range(40)),
+    ]
     for i, text in enumerate(exprs):
         assert main(["generate", text, "-o", str(tmp_path / f"m{i}.py")]) == 0
-    result = subprocess.run([ruff, "check", "--no-cache", "--select", "E,F,W",
-                             "--line-length", "88", str(tmp_path)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            ruff,
+            "check",
+            "--no-cache",
+            "--select",
+            "E,F,W",
+            "--line-length",
+            "88",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -138,8 +157,11 @@ def test_shapes_dtypes_and_inputs() -> None:
     assert np.asarray(value).dtype == np.float32
     value, (gx, gy) = module.value_and_grad([1, 2], 3)  # ints and lists: float64
     assert gx.dtype == np.float64
-    _, want = torch_value_and_grad(symgrad.parse("x * y + sum(x)").expr, ("x", "y"),
-                                   {"x": np.ones((2, 3)), "y": np.arange(3.0)})
+    _, want = torch_value_and_grad(
+        symgrad.parse("x * y + sum(x)").expr,
+        ("x", "y"),
+        {"x": np.ones((2, 3)), "y": np.arange(3.0)},
+    )
     _, got = module.value_and_grad(np.ones((2, 3)), np.arange(3.0))
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
@@ -150,8 +172,9 @@ def test_x_times_sum_x_is_pytorchs_vjp() -> None:
     x = np.array([1.0, -2.0, 0.5])
     upstream = np.array([0.3, 1.0, -2.0])
     _, (got,) = module.value_and_grad(x, grad_output=upstream)
-    _, (want,) = torch_value_and_grad(symgrad.parse("x * sum(x)").expr, ("x",),
-                                      {"x": x}, grad_output=upstream)
+    _, (want,) = torch_value_and_grad(
+        symgrad.parse("x * sum(x)").expr, ("x",), {"x": x}, grad_output=upstream
+    )
     np.testing.assert_allclose(got, want, rtol=1e-15)
 
 
@@ -161,12 +184,23 @@ def test_stable_forms_at_800() -> None:
     x = np.array([-800.0, -50.0, 0.0, 50.0, 800.0])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for text in ["sigmoid(x)", "softplus(x)", "logsumexp(x)", "log1p(x)",
-                     "expm1(x)", "silu(x)", "abs(x)", "norm(x)", "sqrt(x)", "prod(x)"]:
+        for text in [
+            "sigmoid(x)",
+            "softplus(x)",
+            "logsumexp(x)",
+            "log1p(x)",
+            "expm1(x)",
+            "silu(x)",
+            "abs(x)",
+            "norm(x)",
+            "sqrt(x)",
+            "prod(x)",
+        ]:
             derivation = symgrad.derive(text)
             value, (grad,) = derivation.module.value_and_grad(x)
-            want_value, (want,) = torch_value_and_grad(derivation.expression, ("x",),
-                                                       {"x": x})
+            want_value, (want,) = torch_value_and_grad(
+                derivation.expression, ("x",), {"x": x}
+            )
             np.testing.assert_allclose(value, want_value, rtol=1e-12)
             np.testing.assert_allclose(grad, want, rtol=1e-12)
             if text in ("sigmoid(x)", "softplus(x)", "logsumexp(x)", "silu(x)"):
@@ -183,6 +217,7 @@ def test_prod_with_zeros_is_exact() -> None:
 
 # --- generated/: the seeds' modules, committed and kept fresh -----------------------
 
+
 @pytest.mark.parametrize("name", list(SEEDS))
 def test_generated_seed_module_agrees_with_pytorch(name: str) -> None:
     expression, _ = SEEDS[name]
@@ -196,10 +231,12 @@ def test_generated_seed_module_agrees_with_pytorch(name: str) -> None:
     cases.append([np.zeros(3) for _ in module.INPUTS])
     for args in cases:
         value, grads = module.value_and_grad(*args)
-        want_value, want = torch_value_and_grad(parsed.expr, module.INPUTS,
-                                                dict(zip(module.INPUTS, args, strict=True)))
-        np.testing.assert_allclose(np.asarray(value, dtype=float), want_value,
-                                   rtol=1e-12, atol=1e-15)
+        want_value, want = torch_value_and_grad(
+            parsed.expr, module.INPUTS, dict(zip(module.INPUTS, args, strict=True))
+        )
+        np.testing.assert_allclose(
+            np.asarray(value, dtype=float), want_value, rtol=1e-12, atol=1e-15
+        )
         for g, w in zip(grads, want, strict=True):
             np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-15)
 
@@ -210,6 +247,9 @@ def test_generated_folder_is_fresh(tmp_path, monkeypatch) -> None:
     fresh = sorted(p.name for p in (tmp_path / "generated").glob("*.py"))
     committed = sorted(p.name for p in GENERATED.glob("*.py"))
     assert fresh == committed
-    stale = [n for n in fresh
-             if (tmp_path / "generated" / n).read_bytes() != (GENERATED / n).read_bytes()]
+    stale = [
+        n
+        for n in fresh
+        if (tmp_path / "generated" / n).read_bytes() != (GENERATED / n).read_bytes()
+    ]
     assert not stale, f"stale in generated/: {stale}; run python -m symgrad.examples"

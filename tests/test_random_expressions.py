@@ -1,4 +1,5 @@
-"""Hypothesis: random expression trees over the whole registry, random broadcasting shapes
+"""Hypothesis: random expression trees over the whole registry, random broadcasting
+shapes
 and random grad_output; the generated backward must agree with PyTorch autograd."""
 
 from __future__ import annotations
@@ -32,8 +33,20 @@ def leaves() -> st.SearchStrategy[sp.Expr]:
 
 # Functions defined on part of the line get their arguments squashed into their test
 # domain (lo + (hi - lo) * sigmoid(arg)), so that random trees stay where they are real.
-RESTRICTED = {"log", "log2", "log10", "log1p", "asin", "acos", "acosh", "atanh",
-              "erfinv", "lgamma", "polygamma", "tan"}
+RESTRICTED = {
+    "log",
+    "log2",
+    "log10",
+    "log1p",
+    "asin",
+    "acos",
+    "acosh",
+    "atanh",
+    "erfinv",
+    "lgamma",
+    "polygamma",
+    "tan",
+}
 
 
 def squash(arg: sp.Expr, low: float, high: float) -> sp.Expr:
@@ -43,8 +56,12 @@ def squash(arg: sp.Expr, low: float, high: float) -> sp.Expr:
 def apply(rule: registry.Rule, args: list[sp.Expr]) -> sp.Expr:
     args = list(args)
     if rule.name in RESTRICTED:
-        args = [squash(a, *rule.domain[min(i, len(rule.domain) - 1)])
-                if i not in rule.fixed_args else a for i, a in enumerate(args)]
+        args = [
+            squash(a, *rule.domain[min(i, len(rule.domain) - 1)])
+            if i not in rule.fixed_args
+            else a
+            for i, a in enumerate(args)
+        ]
     for index, value in rule.fixed_args.items():
         args[index] = sp.Integer(value)
     if rule.cls is sp.Pow:
@@ -69,7 +86,8 @@ def extend(children: st.SearchStrategy[sp.Expr]) -> st.SearchStrategy[sp.Expr]:
 
 
 expressions = st.recursive(leaves(), extend, max_leaves=6).filter(
-    lambda e: bool(e.free_symbols))
+    lambda e: bool(e.free_symbols)
+)
 
 
 def finite(a: np.ndarray) -> np.ndarray:
@@ -77,8 +95,11 @@ def finite(a: np.ndarray) -> np.ndarray:
     return np.isfinite(a) & (np.abs(a) < 1e12)
 
 
-@settings(max_examples=500, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(
+    max_examples=500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 @given(expr=expressions, seed=st.integers(0, 2**32 - 1))
 def test_generated_backward_matches_pytorch(expr: sp.Expr, seed: int) -> None:
     names = tuple(n for n in NAMES if SYMBOLS[n] in expr.free_symbols)
@@ -87,15 +108,19 @@ def test_generated_backward_matches_pytorch(expr: sp.Expr, seed: int) -> None:
     values = {n: rng.uniform(-2.0, 2.0, size=SHAPES[n]) for n in names}
     value, grads = derivation.module.value_and_grad(*(values[n] for n in names))
     upstream = rng.uniform(-1.0, 1.0, size=np.shape(value))
-    _, grads = derivation.module.value_and_grad(*(values[n] for n in names),
-                                                grad_output=upstream)
+    _, grads = derivation.module.value_and_grad(
+        *(values[n] for n in names), grad_output=upstream
+    )
     want_value, want = torch_value_and_grad(expr, names, values, grad_output=upstream)
     value = np.asarray(value, dtype=np.float64)
     assert value.shape == want_value.shape
     ok = finite(value) & finite(want_value)
-    np.testing.assert_allclose(value[ok], want_value[ok], rtol=1e-9,
-                               atol=1e-9 * max(1.0, float(np.max(np.abs(want_value[ok]),
-                                                                 initial=0.0))))
+    np.testing.assert_allclose(
+        value[ok],
+        want_value[ok],
+        rtol=1e-9,
+        atol=1e-9 * max(1.0, float(np.max(np.abs(want_value[ok]), initial=0.0))),
+    )
     np.testing.assert_array_equal(np.isnan(value), np.isnan(want_value))
     for name, got, expected in zip(names, grads, want, strict=True):
         assert got.shape == values[name].shape

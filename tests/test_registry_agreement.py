@@ -76,7 +76,9 @@ def test_random_points_match_pytorch(rule: registry.Rule) -> None:
     for seed in range(3):
         args = random_args(rule, names, seed)
         value, grads = derivation.module.value_and_grad(*(args[n] for n in names))
-        want_value, want_grads = torch_value_and_grad(derivation.expression, names, args)
+        want_value, want_grads = torch_value_and_grad(
+            derivation.expression, names, args
+        )
         compare(value, want_value, exact=False)
         for got, want in zip(grads, want_grads, strict=True):
             compare(got, want, exact=False)
@@ -87,8 +89,10 @@ KINK_RULES = [rule for rule in RULES if rule.kinks_at]
 
 def kink_cases(rule: registry.Rule, names: tuple[str, ...]):
     for point in rule.kinks_at:
-        values = {n: float(point[int(n[1:])] if int(n[1:]) < len(point) else point[-1])
-                  for n in names}
+        values = {
+            n: float(point[int(n[1:])] if int(n[1:]) < len(point) else point[-1])
+            for n in names
+        }
         yield {n: np.full(4, v) for n, v in values.items()}
         yield {n: np.asarray(v) for n, v in values.items()}  # 0-d
         if rule.reduction:  # ties and a single special element among others
@@ -101,7 +105,9 @@ def test_kinks_match_pytorch_exactly(rule: registry.Rule) -> None:
     derivation, names = derivation_for(rule)
     for args in kink_cases(rule, names):
         value, grads = derivation.module.value_and_grad(*(args[n] for n in names))
-        want_value, want_grads = torch_value_and_grad(derivation.expression, names, args)
+        want_value, want_grads = torch_value_and_grad(
+            derivation.expression, names, args
+        )
         compare(value, want_value, exact=False)
         for name, got, want in zip(names, grads, want_grads, strict=True):
             assert np.shape(got) == np.shape(args[name])
@@ -116,8 +122,9 @@ def test_float32_stays_float32_and_matches(rule: registry.Rule) -> None:
     value, grads = derivation.module.value_and_grad(*(args32[n] for n in names))
     if np.asarray(value).dtype != np.bool_ and rule.name != "size":  # masks; a count
         assert np.asarray(value).dtype == np.float32
-    want_value, want_grads = torch_value_and_grad(derivation.expression, names, args32,
-                                                  dtype="float32")
+    want_value, want_grads = torch_value_and_grad(
+        derivation.expression, names, args32, dtype="float32"
+    )
     compare(value, want_value, exact=False, rtol=2e-5)
     for got, want in zip(grads, want_grads, strict=True):
         assert got.dtype == np.float32
@@ -163,11 +170,18 @@ def test_every_row_is_complete() -> None:
 # JAX's documented values where its convention differs from PyTorch's.
 JAX_CASES = [
     ("abs(x)", {"x": [0.0, -2.0, 3.0]}, {"x": [1.0, -1.0, 1.0]}),
-    ("clip(x, 1.5, 5.5)", {"x": [1.0, 1.5, 3.0, 5.5, 7.0]},
-     {"x": [0.0, 0.5, 1.0, 0.5, 0.0]}),
+    (
+        "clip(x, 1.5, 5.5)",
+        {"x": [1.0, 1.5, 3.0, 5.5, 7.0]},
+        {"x": [0.0, 0.5, 1.0, 0.5, 0.0]},
+    ),
     ("norm(x)", {"x": [0.0, 0.0]}, {"x": [np.nan, np.nan]}),
     ("norm(x, 1)", {"x": [0.0, -2.0]}, {"x": [1.0, -1.0]}),
-    ("max(x, y)", {"x": [1.0, 2.0], "y": [1.0, 1.0]}, {"x": [0.5, 1.0], "y": [0.5, 0.0]}),
+    (
+        "max(x, y)",
+        {"x": [1.0, 2.0], "y": [1.0, 1.0]},
+        {"x": [0.5, 1.0], "y": [0.5, 0.0]},
+    ),
     ("relu(x)", {"x": [0.0, 1.0]}, {"x": [0.0, 1.0]}),
 ]
 

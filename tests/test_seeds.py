@@ -57,8 +57,9 @@ def test_seed001_lt_has_no_gradient_and_derivative_zero(cli) -> None:
 
 def test_seed001_and_003_exp() -> None:
     value, grads = grads_at("exp(x)", x=[-1, 0, 1, 2, 3, 4])
-    np.testing.assert_array_equal(np.round(value, 4),
-                                  [0.3679, 1.0, 2.7183, 7.3891, 20.0855, 54.5982])
+    np.testing.assert_array_equal(
+        np.round(value, 4), [0.3679, 1.0, 2.7183, 7.3891, 20.0855, 54.5982]
+    )
     _, grads = grads_at("exp(x)", x=[1.0, 2.0, 3.0])
     np.testing.assert_array_equal(np.round(grads["x"], 4), [2.7183, 7.3891, 20.0855])
     np.testing.assert_array_equal(grads["x"], np.exp([1.0, 2.0, 3.0]))
@@ -69,7 +70,9 @@ def test_seed002_sum_of_squares() -> None:
     np.testing.assert_array_equal(grads["x"], [2.0, 2.0, 2.0])
     np.testing.assert_array_equal(grads["y"], [4.0, 4.0, 4.0])
     assert [str(d) for d in symgrad.derive("x^2 + y^2").derivatives.values()] == [
-        "2*x", "2*y"]
+        "2*x",
+        "2*y",
+    ]
 
 
 def test_seed002_max_ties_share_evenly() -> None:
@@ -99,7 +102,8 @@ def test_seed004_cos_x_squared_at_half(cli) -> None:
 def test_seed004_sin_cos_norm() -> None:
     derivation = symgrad.derive("sin(cos(norm(x)**2 + 1))")
     assert str(derivation.derivatives["x"]) == (
-        "-2*x*sin(norm(x)**2 + 1)*cos(cos(norm(x)**2 + 1))")
+        "-2*x*sin(norm(x)**2 + 1)*cos(cos(norm(x)**2 + 1))"
+    )
     x = np.array([0.3, -0.7, 1.1])
     value, grads = derivation.evaluate({"x": x})
     t = torch.tensor(x, requires_grad=True)
@@ -118,4 +122,5 @@ def test_seed004_mean_of_square() -> None:
     assert float(value) == pytest.approx(out.item(), rel=1e-15)
     np.testing.assert_allclose(grads["x"], t.grad.numpy(), rtol=1e-15)
     assert str(symgrad.derive("mean((x + 2)*(x + 2)*2)").derivatives["x"]) == (
-        "4*(x + 2)/size(x)")
+        "4*(x + 2)/size(x)"
+    )

@@ -1,10 +1,10 @@
 """NumPy helpers that generated modules carry with them (copied in as source).
 
 Contract, as for `special.py`: imports only `math` and `numpy as np`; each helper is one
-top-level def with everything it needs inside its body; it may call other helpers of these
-files by name. The generator copies the helpers a module uses, renamed with a leading
-underscore (`sigmoid` becomes `_sigmoid`), so that a generated module needs nothing but
-NumPy.
+top-level def with everything it needs inside its body; it may call other helpers of
+these files by name. The generator copies the helpers a module uses, renamed with a
+leading underscore (`sigmoid` becomes `_sigmoid`), so that a generated module needs
+nothing but NumPy.
 """
 
 import math
@@ -30,8 +30,8 @@ def grad_like(grad, value):
 def unbroadcast(grad, shape, consumer_shape):
     """Sum a gradient that flowed through broadcasting back to `shape`.
 
-    `grad` stands for an array of `consumer_shape` (it may be smaller: a scalar seed or a
-    reduction's adjoint, broadcast implicitly); it is summed over the leading axes and
+    `grad` stands for an array of `consumer_shape` (it may be smaller: a scalar seed or
+    a reduction's adjoint, broadcast implicitly); it is summed over the leading axes and
     the axes of size 1 that broadcasting added to reach that shape.
     """
     shape = tuple(shape)
@@ -51,8 +51,9 @@ def unbroadcast(grad, shape, consumer_shape):
     if extra > 0:
         grad = np.sum(grad, axis=tuple(range(extra)))
     axes = tuple(
-        i for i, n in enumerate(shape) if n == 1 and i < np.ndim(grad) and
-        np.shape(grad)[i] != 1
+        i
+        for i, n in enumerate(shape)
+        if n == 1 and i < np.ndim(grad) and np.shape(grad)[i] != 1
     )
     if axes:
         grad = np.sum(grad, axis=axes, keepdims=True)
@@ -60,7 +61,7 @@ def unbroadcast(grad, shape, consumer_shape):
 
 
 def sigmoid(x):
-    """1 / (1 + exp(-x)), as PyTorch computes it; 0 and 1 at the far ends, no overflow."""
+    """1 / (1 + exp(-x)), as PyTorch computes it: 0 and 1 at the far ends."""
     with np.errstate(over="ignore"):
         return 1 / (1 + np.exp(-x))
 
@@ -82,7 +83,7 @@ def logsumexp(x):
 
 
 def prod_grad(x, product):
-    """d prod(x) / dx: product / x, and the exact product of the others where x has 0."""
+    """d prod(x) / dx: product / x, or the exact product of the others if x has 0."""
     zeros = x == 0
     if not np.any(zeros):
         return product / x
