@@ -8,8 +8,7 @@ df/dx = -2*x*sin(x**2)
 
 from symgrad.derivation import Derivation, derive
 from symgrad.errors import SymgradError
-from symgrad.parse import parse
 
 __version__ = "0.1.0"
 
-__all__ = ["Derivation", "SymgradError", "__version__", "derive", "parse"]
+__all__ = ["Derivation", "SymgradError", "__version__", "derive"]

@@ -11,6 +11,7 @@ import json
 import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from symgrad.errors import SymgradError
@@ -241,19 +242,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def _regenerate_command(args: argparse.Namespace) -> list[str]:
     import shlex
 
-    parts = [
-        "symgrad",
-        "generate",
-        shlex.quote(_expression_text(args)),
-        "-o",
-        shlex.quote(args.output),
-    ]
+    text = _expression_text(args)
+    quoted = shlex.quote(text) if len(text) <= 200 else "-"
+    parts = ["symgrad", "generate", quoted, "-o", shlex.quote(args.output)]
     if args.name:
         parts += ["--name", shlex.quote(args.name)]
     if args.inputs:
         parts += ["--inputs", shlex.quote(args.inputs)]
     if args.convention != "torch":
         parts += ["--convention", args.convention]
+    if quoted == "-":  # a long expression: read it back from the module itself
+        module = Path(args.output).stem if args.output.endswith(".py") else args.name
+        parts = [
+            f'python -c "from {module} import EXPRESSION; print(EXPRESSION)" |',
+            *parts,
+        ]
     return parts
 
 

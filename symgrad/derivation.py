@@ -9,6 +9,8 @@ on demand, the NumPy module that computes the same program (used for `--at` and 
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import types
 from collections.abc import Mapping, Sequence
@@ -98,7 +100,8 @@ class Derivation:
         problem = render.check_input_names(self.inputs)
         if problem:
             raise SymgradError(problem)
-        lowered = numpy_code.lower(self.exact_program)
+        with _no_gc():
+            lowered = numpy_code.lower(self.exact_program)
         from symgrad import __version__
 
         if self.derivatives:
@@ -155,6 +158,24 @@ class Derivation:
         return value, dict(zip(self.inputs, grads, strict=True))
 
 
+@contextlib.contextmanager
+def _no_gc():  # type: ignore[no-untyped-def]
+    """Pause the cyclic garbage collector while building large SymPy graphs.
+
+    Building a program allocates many small objects that live until the end; with the
+    collector on, its full passes make the time grow faster than the expression's size
+    (measured: 0.57 s, 2.3 s, 9.0 s for Rosenbrock n = 1000, 3000, 10000; without: 0.41,
+    1.25, 4.5 s).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def derive(
     text: str | Parsed,
     *,
@@ -163,6 +184,17 @@ def derive(
     convention: str = "torch",
 ) -> Derivation:
     """Parse `text` and differentiate it with respect to each input (or `wrt`)."""
+    with _no_gc():
+        return _derive(text, wrt=wrt, inputs=inputs, convention=convention)
+
+
+def _derive(
+    text: str | Parsed,
+    *,
+    wrt: Sequence[str] | None,
+    inputs: Sequence[str] | None,
+    convention: str,
+) -> Derivation:
     if convention not in CONVENTIONS:
         raise SymgradError(f"unknown convention '{convention}': use torch or jax")
     parsed = text if isinstance(text, Parsed) else parse(text)

@@ -30,8 +30,11 @@ class SymgradFunction(sp.Function):
         )
 
 
-def _make(name: str, nargs: int | tuple[int, ...]) -> type[SymgradFunction]:
-    return type(name, (SymgradFunction,), {"nargs": nargs, "__module__": __name__})
+def _make(name: str, nargs: int) -> type[SymgradFunction]:
+    # The parser checks arity (with a message that says what is expected), so SymPy's
+    # own nargs check is left out: it builds a FiniteSet on every call, which dominates
+    # the time to build large programs.
+    return type(name, (SymgradFunction,), {"arity": nargs, "__module__": __name__})
 
 
 # Elementwise functions that SymPy lacks or would rewrite into a less exact form.

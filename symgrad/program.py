@@ -19,6 +19,7 @@ scalar (a reduction's result).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import sympy as sp
 
@@ -89,10 +90,20 @@ class Program:
         return bool(self.adjoint_terms.get(index))
 
     def input_node(self, name: str) -> Node | None:
-        for node in self.nodes:
-            if node.is_input and node.var.name == name:
-                return node
-        return None
+        """The node of input `name` (inputs are the first nodes, in argument order)."""
+        try:
+            index = (
+                self.inputs.index(name)
+                if len(self.inputs) < 64
+                else (self._input_index[name])
+            )
+        except (ValueError, KeyError):
+            return None
+        return self.nodes[index]
+
+    @cached_property
+    def _input_index(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.inputs)}
 
     def rules_used(self) -> list[Rule]:
         seen: dict[str, Rule] = {}
@@ -108,10 +119,6 @@ def var_symbol(index: int) -> sp.Symbol:
 
 def adjoint_symbol(index: int) -> sp.Symbol:
     return sp.Symbol(f"_g{index}", real=True)
-
-
-def _is_constant(expr: sp.Expr) -> bool:
-    return F.is_literal(expr)
 
 
 def build(
@@ -158,15 +165,20 @@ def build(
             continue
         if e.is_Symbol:
             raise ValueError(f"input '{e}' is not among the inputs {list(inputs)}")
-        if _is_constant(e):
+        if e.is_Atom:  # numbers, pi, e, inf
             add_node(e, var=e, rule=None, is_constant=True)
             continue
         if not expanded:
             stack.append((e, True))
             stack.extend((a, False) for a in reversed(e.args) if a not in index_of)
             continue
-        rule = registry.rule_for(e)
         args = tuple(index_of[a] for a in e.args)
+        if all(nodes[a].is_constant for a in args) and not isinstance(
+            e, F.SymgradFunction
+        ):  # log(2), sqrt(pi): a number
+            add_node(e, var=e, rule=None, is_constant=True)
+            continue
+        rule = registry.rule_for(e)
         if rule.reduction:
             deps: frozenset[str] = frozenset()
         else:
@@ -201,7 +213,7 @@ def build(
             target = nodes[a]
             if not target.needs_grad or partial == 0:
                 continue
-            term = upstream * partial
+            term = upstream if partial == 1 else upstream * partial
             if target.deps < node.deps:  # the argument was broadcast: sum back
                 term = F.unbroadcast(term, target.var, node.var)
             terms.setdefault(a, []).append(

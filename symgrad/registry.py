@@ -96,12 +96,17 @@ def _zero(*args: sp.Expr) -> tuple[sp.Expr, ...]:
 
 def _pow_grad(b: sp.Expr, e: sp.Expr, out: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
     # PyTorch: d/db = e * b**(e-1) (0 where e == 0); d/de = out * log(b), 0 where b == 0
-    # and e >= 0 (the limit of b**e log b).
-    if e.is_Number:
+    # and e >= 0 (the limit of b**e log b). No gradient flows into a number, so a
+    # number's partial is not built (x**2 is the common case, and log(x) is costly).
+    if b.is_Number:
+        db = sp.S.Zero
+    elif e.is_Number:
         db = e * b ** (e - 1)
     else:
         db = F.where(F.eq(e, 0), 0, e * b ** (e - 1))
-    if b.is_Number:
+    if e.is_Number:
+        de = sp.S.Zero
+    elif b.is_Number:
         de = out * sp.log(b) if b > 0 else F.where(F.eq(b, 0), 0, out * sp.log(b))
     else:
         de = F.where(F.logical_and(F.eq(b, 0), F.ge(e, 0)), 0, out * sp.log(b))
@@ -638,7 +643,10 @@ RULES: tuple[Rule, ...] = (
         "where lo > hi the result is hi",
         numpy="np.minimum(np.maximum({0}, {1}), {2})",
         latex=r"\operatorname{{clip}}\left({0}, {1}, {2}\right)",
-        torch=lambda t, x, lo, hi: t.clamp(x, lo, hi),
+        # clamp does not broadcast its input to its bounds: expand it first
+        torch=lambda t, x, lo, hi: t.clamp(
+            x.expand(t.broadcast_shapes(x.shape, lo.shape, hi.shape)), lo, hi
+        ),
         domain=((-3, 3), (-2, -0.5), (0.5, 2)),
         kinks_at=((1.5, 1.5, 5.5), (5.5, 1.5, 5.5), (0.0, 0.0, 1.0), (1.0, 2.0, 1.0)),
     ),

@@ -181,7 +181,7 @@ def render_module(
     context = {
         "title": title,
         "version": version,
-        "expression_doc": _doc_block([expression]),
+        "expression_doc": _doc_block([_short(expression, 2000)]),
         "command_doc": _doc_block([command]),
         "inputs_doc": ", ".join(inputs)
         if len(inputs) <= 12
@@ -210,6 +210,10 @@ def render_module(
         "helper_sources": sources,
     }
     return _environment().get_template("module.py.jinja").render(**context)
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 40] + " ... (see EXPRESSION)"
 
 
 def _chunks(text: str, size: int) -> list[str]:

@@ -16,6 +16,7 @@ import torch  # noqa: F401
 import symgrad
 from symgrad.examples import SEEDS, generate_all
 from symgrad.oracles import torch_value_and_grad
+from symgrad.parse import parse
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ROOT / "generated"
@@ -158,7 +159,7 @@ def test_shapes_dtypes_and_inputs() -> None:
     value, (gx, gy) = module.value_and_grad([1, 2], 3)  # ints and lists: float64
     assert gx.dtype == np.float64
     _, want = torch_value_and_grad(
-        symgrad.parse("x * y + sum(x)").expr,
+        parse("x * y + sum(x)").expr,
         ("x", "y"),
         {"x": np.ones((2, 3)), "y": np.arange(3.0)},
     )
@@ -173,7 +174,7 @@ def test_x_times_sum_x_is_pytorchs_vjp() -> None:
     upstream = np.array([0.3, 1.0, -2.0])
     _, (got,) = module.value_and_grad(x, grad_output=upstream)
     _, (want,) = torch_value_and_grad(
-        symgrad.parse("x * sum(x)").expr, ("x",), {"x": x}, grad_output=upstream
+        parse("x * sum(x)").expr, ("x",), {"x": x}, grad_output=upstream
     )
     np.testing.assert_allclose(got, want, rtol=1e-15)
 
@@ -223,7 +224,7 @@ def test_generated_seed_module_agrees_with_pytorch(name: str) -> None:
     expression, _ = SEEDS[name]
     module = load(GENERATED / f"{name}.py")
     assert module.EXPRESSION == expression
-    parsed = symgrad.parse(expression)
+    parsed = parse(expression)
     rng = np.random.default_rng(0)
     cases = [[rng.uniform(-3, 3, size=6) for _ in module.INPUTS] for _ in range(5)]
     cases.append([np.array([-1.0, 0.0, 1.0, 1.5, 5.5, 4.0]) for _ in module.INPUTS])
