@@ -134,27 +134,31 @@ class _Emitter:
         return text[2:] if text.startswith("+ ") else "-" + text[2:]
 
     def _mul(self, expr: sp.Expr) -> str:
-        coefficient, rest = expr.as_coeff_Mul()
+        constants = [f for f in expr.args if F.is_literal(f)]
+        factors = [f for f in expr.args if not F.is_literal(f)]
+        coefficient = sp.Mul(*constants)  # one literal: 2/sqrt(pi), not 2 / 1.77...
         numerator: list[str] = []
         denominator: list[str] = []
-        for factor in _ordered(sp.Mul.make_args(rest)):
+        for factor in _ordered(tuple(factors)):
             base, exponent = factor.as_base_exp()
             if exponent.is_Number and exponent < 0:
                 denominator.append(self.emit(sp.Pow(base, -exponent)))
             else:
                 numerator.append(self.emit(factor))
-        if coefficient != 1 and coefficient != -1:
+        if not numerator:
+            numerator = [literal(coefficient)]
+        elif coefficient == -1:
+            masks_only = all(self.is_mask(f) for f in factors)
+            numerator[0] = ("-1 * " if masks_only else "-") + numerator[0]
+        elif coefficient != 1:
             numerator.insert(0, literal(coefficient))
-        text = " * ".join(numerator) if numerator else "1"
+        text = " * ".join(numerator)
         if denominator:
             text += " / " + (
                 denominator[0]
                 if len(denominator) == 1
                 else "(" + " * ".join(denominator) + ")"
             )
-        if coefficient == -1:
-            masks_only = all(self.is_mask(f) for f in sp.Mul.make_args(rest))
-            return ("-1 * " if masks_only else "-") + text
         return text
 
     def _pow(self, expr: sp.Expr) -> str:
@@ -203,12 +207,13 @@ def lower(program: Program) -> NumpyProgram:
             if node.index == program.output:
                 value = names.get(node.var) or literal(node.expr)
             continue
+        code = fwd.spell(node.local)  # may add lines for y**2 in x / y**2 first
         fwd.counter += 1
         name = f"v{fwd.counter}"
         fwd.names[node.var] = name
         if node.rule.cls in F.MASKS:
             fwd.mask_vars.add(node.var)
-        forward.append(Line(name, fwd.spell(node.local), ""))
+        forward.append(Line(name, code, ""))
         names.setdefault(node.local, name)
         if node.index == program.output:
             value = name

@@ -44,6 +44,18 @@ class Node:
     is_input: bool = False
     is_constant: bool = False
 
+    # For products: the exponent of a divisor inlined into the product (x / y is one
+    # step with arguments x and y, not a product with a separate 1/y), else None.
+    powers: tuple[sp.Expr | None, ...] = ()
+
+    def factors(self, nodes: list[Node]) -> list[sp.Expr]:
+        """The arguments as the operation sees them (y**-1 for an inlined divisor)."""
+        powers = self.powers or (None,) * len(self.args)
+        return [
+            nodes[a].var if p is None else nodes[a].var ** p
+            for a, p in zip(self.args, powers, strict=True)
+        ]
+
     @property
     def local(self) -> sp.Expr:
         """The step in terms of its arguments' names (v3 = sin(v2))."""
@@ -117,6 +129,18 @@ def var_symbol(index: int) -> sp.Symbol:
     return sp.Symbol(f"_v{index}", real=True)
 
 
+def _operands(e: sp.Expr) -> list[tuple[sp.Expr, sp.Expr | None]]:
+    """A node's operands; a product's divisors (y**-1, y**-2) count as y, inlined."""
+    if isinstance(e, sp.Mul):
+        return [
+            (a.base, a.exp)
+            if a.is_Pow and a.exp.is_Number and a.exp < 0 and not F.is_literal(a)
+            else (a, None)
+            for a in e.args
+        ]
+    return [(a, None) for a in e.args]
+
+
 def adjoint_symbol(index: int) -> sp.Symbol:
     return sp.Symbol(f"_g{index}", real=True)
 
@@ -168,11 +192,12 @@ def build(
         if e.is_Atom:  # numbers, pi, e, inf
             add_node(e, var=e, rule=None, is_constant=True)
             continue
+        operands = _operands(e)
         if not expanded:
             stack.append((e, True))
-            stack.extend((a, False) for a in reversed(e.args) if a not in index_of)
+            stack.extend((a, False) for a, _ in reversed(operands) if a not in index_of)
             continue
-        args = tuple(index_of[a] for a in e.args)
+        args = tuple(index_of[a] for a, _ in operands)
         if all(nodes[a].is_constant for a in args) and not isinstance(
             e, F.SymgradFunction
         ):  # log(2), sqrt(pi): a number
@@ -189,7 +214,8 @@ def build(
         )
         node = nodes[i]
         node.var = var_symbol(i)
-        node._local = e.func(*(nodes[a].var for a in args), evaluate=False)
+        node.powers = tuple(p for _, p in operands)
+        node._local = e.func(*node.factors(nodes), evaluate=False)
     output = index_of[expr]
 
     # Backward trace.
@@ -204,9 +230,13 @@ def build(
         if node.index != output:
             adjoint_var[node.index] = adjoint_symbol(node.index)
         order.append(node.index)
-        arg_vars = [nodes[a].var for a in node.args]
+        arg_vars = node.factors(nodes)
         partials = (node.rule.readable_partials if readable else node.rule.partials)(
             arg_vars, node.var, convention
+        )
+        partials = tuple(  # through a divisor inlined into a product: d(b**e)/db
+            p if power is None else p * power * nodes[a].var ** (power - 1)
+            for p, a, power in zip(partials, node.args, node.powers, strict=True)
         )
         upstream = adjoint_var[node.index]
         for position, (a, partial) in enumerate(zip(node.args, partials, strict=True)):
