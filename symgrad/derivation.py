@@ -93,7 +93,8 @@ class Derivation:
     # --- numbers ----------------------------------------------------------------------
     @cached_property
     def exact_program(self) -> program.Program:
-        return program.build(self.expression, self.inputs, self.wrt, self.convention)
+        """The program of the generated code: every input gets its gradient."""
+        return program.build(self.expression, self.inputs, self.inputs, self.convention)
 
     def module_source(self, *, command: str = "", title: str | None = None) -> str:
         """A standalone NumPy module computing the value and the gradient."""
