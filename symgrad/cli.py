@@ -152,10 +152,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _expression_text(args: argparse.Namespace) -> str:
-    text = args.expression
-    if text == "-":
-        text = sys.stdin.read()
-    return text.strip()
+    """EXPR, or standard input for '-' (read once)."""
+    if getattr(args, "expression_text", None) is None:
+        text = args.expression
+        if text == "-":
+            text = sys.stdin.read()
+        args.expression_text = text.strip()
+    return args.expression_text
 
 
 def _names(option: str | None) -> list[str] | None:

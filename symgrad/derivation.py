@@ -116,7 +116,7 @@ class Derivation:
             lowered,
             expression=self.text.strip(),
             title=title
-            or f"{_short(to_text(self.expression))} and its gradient, in NumPy.",
+            or f"{_short(to_text(self.expression), 50)} and its gradient, in NumPy.",
             version=__version__,
             command=command or f"symgrad generate {_shell_quote(self.text.strip())}",
             convention=self.convention,

@@ -121,7 +121,8 @@ class _Emitter:
 
     def _add(self, expr: sp.Expr) -> str:
         parts: list[str] = []
-        for term in _ordered(expr.args):
+        terms = expr.args if len(expr.args) > CHUNK else _ordered(expr.args)
+        for term in terms:
             coefficient, rest = term.as_coeff_Mul()
             if coefficient.is_Number and coefficient < 0 and rest is not sp.S.One:
                 code = self.emit(-coefficient * rest if coefficient != -1 else rest)
@@ -130,8 +131,16 @@ class _Emitter:
                 parts.append(f"+ {self.emit(term)}")
             if self.is_mask(term) or self.is_mask(rest):
                 parts[-1] += " * 1"  # NumPy's booleans do not subtract or add up
-        text = " ".join(parts)
-        return text[2:] if text.startswith("+ ") else "-" + text[2:]
+        # A long sum is added up in lines of CHUNK terms (partial sums named like any
+        # other step): one line of 10,000 terms is unreadable and overflows parsers.
+        running = ""
+        while len(parts) > CHUNK:
+            chunk, parts = parts[:CHUNK], parts[CHUNK:]
+            self.counter += 1
+            name = f"{self.prefix}{self.counter}"
+            self.lines.append(Line(name, _join(running, chunk)))
+            running = name
+        return _join(running, parts)
 
     def _mul(self, expr: sp.Expr) -> str:
         constants = [f for f in expr.args if F.is_literal(f)]
@@ -181,6 +190,15 @@ class _Emitter:
 
 
 _TAKES_MASKS = F.MASKS | {F.where}
+CHUNK = 16  # terms per line of a long sum
+
+
+def _join(running: str, parts: list[str]) -> str:
+    """`running + a - b ...` from signed parts ('+ a', '- b')."""
+    text = " ".join(parts)
+    if running:
+        return f"{running} {text}"
+    return text[2:] if text.startswith("+ ") else "-" + text[2:]
 
 
 def _helper_names(template: str) -> set[str]:

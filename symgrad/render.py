@@ -163,9 +163,10 @@ def render_module(
     imports = ["import math", ""] if any("math." in s for s in sources) else []
     imports.append("import numpy as np")
     signature = ", ".join(inputs)
-    sig_lines = wrap("", signature, "")
-    if len(sig_lines) > 1:  # very many inputs: one per line
+    signature_grad = f"{signature}, grad_output=None" if inputs else "grad_output=None"
+    if len(signature_grad) > 50:  # many inputs: one per line
         signature = "\n" + "".join(f"    {n},\n" for n in inputs)
+        signature_grad = signature + "    grad_output=None,\n"
     convert = "\n".join(f"    {n} = _as_input({n})" for n in inputs) or "    pass"
     grads = [f"_grad_like({program.gradients[n]}, {n})" for n in inputs]
     returned = "(" + ", ".join(grads) + ("," if len(grads) == 1 else "") + ")"
@@ -183,9 +184,18 @@ def render_module(
         "version": version,
         "expression_doc": _doc_block([_short(expression, 2000)]),
         "command_doc": _doc_block([command]),
-        "inputs_doc": ", ".join(inputs)
-        if len(inputs) <= 12
-        else f"{', '.join(inputs[:6])}, ... ({len(inputs)} inputs)",
+        "inputs_doc": _doc_block(
+            [
+                "Inputs: "
+                + (
+                    ", ".join(inputs)
+                    if len(inputs) <= 12
+                    else f"{', '.join(inputs[:6])}, ... ({len(inputs)} inputs)"
+                )
+                + " (scalars or arrays whose shapes broadcast together)."
+            ],
+            indent="",
+        ),
         "convention_doc": "PyTorch's" if convention == "torch" else "JAX's",
         "value_doc": _doc_block(value_doc),
         "gradient_doc": _doc_block(gradient_doc),
@@ -201,6 +211,7 @@ def render_module(
         + "\n)",
         "convention_repr": repr(convention),
         "signature": signature,
+        "signature_grad": signature_grad,
         "convert": convert,
         "forward_body": _body(program.forward, " " * 8) or "        pass",
         "value": program.value,
