@@ -10,6 +10,7 @@ its own output) reuses that value instead of computing it again.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -32,7 +33,8 @@ class NumpyProgram:
 
     inputs: tuple[str, ...]
     forward: list[Line]
-    backward: list[Line]
+    backward: list[Line]  # with the upstream gradient `g` (grad_output)
+    default_backward: list[Line]  # for grad_output=None: g = 1 folded away
     value: str  # the forward line (or input/literal) holding the value
     gradients: dict[str, str]  # input name -> code of its (unshaped) gradient
     helpers: tuple[str, ...]  # runtime helpers used, without the leading underscore
@@ -236,37 +238,52 @@ def lower(program: Program) -> NumpyProgram:
         if node.index == program.output:
             value = name
 
-    backward: list[Line] = []
-    bwd = _Emitter(names, backward, "t", helpers=fwd.helpers, mask_vars=fwd.mask_vars)
-    names[SEED] = "g"
+    default, default_grads = _backward(program, names, fwd, seed=sp.S.One)
+    backward, gradients = _backward(program, names, fwd, seed=None)
+    return NumpyProgram(
+        inputs=program.inputs,
+        forward=forward,
+        backward=backward,
+        default_backward=default,
+        value=value,
+        gradients=gradients,
+        helpers=tuple(sorted(fwd.helpers)),
+    )
+
+
+def _backward(
+    program: Program, names: dict[sp.Expr, str], fwd: _Emitter, seed: sp.Expr | None
+) -> tuple[list[Line], dict[str, str]]:
+    """Backward lines, and the code of each input's gradient.
+
+    `seed` None: the upstream gradient is the variable `g`; else that constant (1 for
+    the gradient of sum(value)), folded into the formulas. An adjoint used by a single
+    step is substituted into that step rather than named: fewer passes over the data.
+    """
+    names = dict(names)
+    lines: list[Line] = []
+    emitter = _Emitter(names, lines, "t", helpers=fwd.helpers, mask_vars=fwd.mask_vars)
+    inline: dict[sp.Expr, sp.Expr] = {}
+    if seed is None:
+        names[SEED] = "g"
+    else:
+        inline[SEED] = seed
+    uses = Counter(c.source for terms in program.adjoint_terms.values() for c in terms)
     for index in program.backward_order:
         if index == program.output:
             continue
-        node = program.nodes[index]
-        gname = "g" + names[node.var][1:]
-        adjoint = program.adjoint(index)
-        if adjoint.is_Symbol and adjoint in names:
-            names[program.adjoint_var[index]] = names[adjoint]
+        adjoint = program.adjoint(index).xreplace(inline)
+        symbol = program.adjoint_var[index]
+        if uses[index] <= 1 or adjoint.is_Symbol or F.is_literal(adjoint):
+            inline[symbol] = adjoint
             continue
-        bwd.emit(adjoint, gname)
-        names[program.adjoint_var[index]] = gname
+        names[symbol] = emitter.emit(adjoint, "g" + names[program.nodes[index].var][1:])
     gradients: dict[str, str] = {}
     for name in program.wrt:
         node = program.input_node(name)
         if node is None or not program.has_gradient(node.index):
             gradients[name] = "0.0"
             continue
-        adjoint = program.adjoint(node.index)
-        gradients[name] = (
-            bwd.emit(adjoint, f"grad_{name}")
-            if not (adjoint.is_Symbol and adjoint in names)
-            else names[adjoint]
-        )
-    return NumpyProgram(
-        inputs=program.inputs,
-        forward=forward,
-        backward=backward,
-        value=value,
-        gradients=gradients,
-        helpers=tuple(sorted(bwd.helpers)),
-    )
+        adjoint = program.adjoint(node.index).xreplace(inline)
+        gradients[name] = emitter.emit(adjoint, f"grad_{name}")
+    return lines, gradients
