@@ -271,10 +271,13 @@ def _notes(expr: sp.Expr, convention: str) -> list[str]:
                 "output no gradient at all)"
             )
         else:
-            kink = rule.kink
             if convention == "jax" and rule.jax is not None:
-                kink += " [--convention jax: JAX's value is used]"
-            notes.append(f"{rule.signature}: {kink}")
+                notes.append(
+                    f"{rule.signature}: JAX's convention is used here "
+                    f"(PyTorch's: {rule.kink})"
+                )
+            else:
+                notes.append(f"{rule.signature}: {rule.kink}")
     return notes
 
 
