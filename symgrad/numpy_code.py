@@ -70,10 +70,25 @@ class _Emitter:
     helpers: set[str] = field(default_factory=set)
     counter: int = 0
     mask_vars: set[sp.Expr] = field(default_factory=set)
+    scalar_vars: set[sp.Expr] = field(default_factory=set)
 
     def is_mask(self, expr: sp.Expr) -> bool:
         """Whether `expr` holds NumPy booleans (a comparison, or a name for one)."""
         return expr.func in F.MASKS or expr in self.mask_vars
+
+    def is_scalar(self, expr: sp.Expr) -> bool:
+        """Whether `expr` is one number whatever the inputs' shapes (a reduction's
+        result, a constant, or made of those only): multiplied in first, it costs no
+        pass over the data."""
+        if expr in self.scalar_vars or F.is_literal(expr):
+            return True
+        if expr.is_Symbol:
+            return False
+        if expr.func in F.REDUCTIONS:
+            return True
+        if expr.func is F.unbroadcast:  # a scalar stays one; so does a scalar's share
+            return self.is_scalar(expr.args[0]) or self.is_scalar(expr.args[1])
+        return all(self.is_scalar(a) for a in expr.args)
 
     def emit(self, expr: sp.Expr, name: str | None = None) -> str:
         """The code for `expr`: a name or a literal; adds lines for what is new."""
@@ -107,6 +122,8 @@ class _Emitter:
             return f"_unbroadcast({term}, np.shape({target}), np.shape({consumer}))"
         rule = registry.rule_for(expr)
         self.helpers.update(rule.helpers)
+        if expr.func is F.sum_ and self.is_mask(expr.args[0]):  # count, no float copy
+            return f"np.count_nonzero({self.emit(expr.args[0])})"
         if rule.name == "unbroadcast":  # pragma: no cover - handled above
             raise AssertionError
         codes = [self.emit(a) for a in expr.args]
@@ -150,17 +167,28 @@ class _Emitter:
         coefficient = sp.Mul(*constants)  # one literal: 2/sqrt(pi), not 2 / 1.77...
         numerator: list[str] = []
         denominator: list[str] = []
-        for factor in _ordered(tuple(factors)):
+        mask_codes: set[str] = set()
+        ordered = _ordered(tuple(factors))  # scalars first: each array factor is a pass
+        ordered = [f for f in ordered if self.is_scalar(f)] + [
+            f for f in ordered if not self.is_scalar(f)
+        ]
+        for factor in ordered:
             base, exponent = factor.as_base_exp()
             if exponent.is_Number and exponent < 0:
                 denominator.append(self.emit(sp.Pow(base, -exponent)))
             else:
                 numerator.append(self.emit(factor))
+                if self.is_mask(factor):
+                    mask_codes.add(numerator[-1])
         if not numerator:
             numerator = [literal(coefficient)]
-        elif coefficient == -1:
-            masks_only = all(self.is_mask(f) for f in factors)
-            numerator[0] = ("-1 * " if masks_only else "-") + numerator[0]
+        elif coefficient == -1:  # NumPy cannot negate booleans: lead with a number
+            numbers = [c for c in numerator if c not in mask_codes]
+            if numbers:
+                numerator.remove(numbers[0])
+                numerator.insert(0, "-" + numbers[0])
+            else:
+                numerator[0] = "-1 * " + numerator[0]
         elif coefficient != 1:
             numerator.insert(0, literal(coefficient))
         text = " * ".join(numerator)
@@ -233,6 +261,8 @@ def lower(program: Program) -> NumpyProgram:
         fwd.names[node.var] = name
         if node.rule.cls in F.MASKS:
             fwd.mask_vars.add(node.var)
+        if not node.deps:
+            fwd.scalar_vars.add(node.var)
         forward.append(Line(name, code, ""))
         names.setdefault(node.local, name)
         if node.index == program.output:
@@ -262,7 +292,14 @@ def _backward(
     """
     names = dict(names)
     lines: list[Line] = []
-    emitter = _Emitter(names, lines, "t", helpers=fwd.helpers, mask_vars=fwd.mask_vars)
+    emitter = _Emitter(
+        names,
+        lines,
+        "t",
+        helpers=fwd.helpers,
+        mask_vars=fwd.mask_vars,
+        scalar_vars=set(fwd.scalar_vars),
+    )
     inline: dict[sp.Expr, sp.Expr] = {}
     if seed is None:
         names[SEED] = "g"

@@ -168,12 +168,16 @@ def render_module(
         signature = "\n" + "".join(f"    {n},\n" for n in inputs)
         signature_grad = signature + "    grad_output=None,\n"
     convert = "\n".join(f"    {n} = _as_input({n})" for n in inputs) or "    pass"
-    grads = [f"_grad_like({program.gradients[n]}, {n})" for n in inputs]
+    grads = [f"_grad_like({program.gradients[n]}, {n}, keep)" for n in inputs]
+    # the arrays the caller holds: a gradient that is one of them is copied
+    keep = "\n".join(
+        wrap("keep = ", f"(value, grad_output, {', '.join(inputs)})", "    ")
+    )
     returned = "(" + ", ".join(grads) + ("," if len(grads) == 1 else "") + ")"
     gradient_return = "\n".join(wrap("return value, ", returned, "    "))
-    call = ", ".join(inputs)
+    call = ", ".join([*inputs, "grad_output=grad_output"])
     backward_call = "\n".join(
-        wrap("return value_and_grad(", f"{call}, grad_output=grad_output)[1]", "    ")
+        wrap("return value_and_grad(", f"{call})[1]", "    ")
         if len(call) < 60
         else ["    return value_and_grad("]
         + [f"        {n}," for n in inputs]
@@ -218,6 +222,7 @@ def render_module(
         "backward_body": _body(program.backward, " " * 12) or "            pass",
         "default_body": _body(program.default_backward, " " * 12) or "            pass",
         "gradient_return": gradient_return,
+        "keep": keep,
         "backward_call": backward_call,
         "helper_sources": sources,
     }

@@ -20,11 +20,23 @@ def as_input(value):
     return array
 
 
-def grad_like(grad, value):
-    """A gradient with exactly the shape and dtype of the input `value`."""
+def grad_like(grad, value, keep):
+    """A gradient with exactly the shape and dtype of the input `value`.
+
+    The computed array is handed over as it is when it already has that shape and dtype
+    and is none of the arrays in `keep` (the inputs, the result, grad_output), which the
+    caller still holds; otherwise it is copied.
+    """
     shape = np.shape(value)
     grad = unbroadcast(grad, shape, np.broadcast_shapes(np.shape(grad), shape))
-    return np.array(np.broadcast_to(grad, np.shape(value)), dtype=value.dtype)
+    if (
+        isinstance(grad, np.ndarray)
+        and grad.shape == shape
+        and grad.dtype == value.dtype
+        and not any(grad is kept for kept in keep)
+    ):
+        return grad
+    return np.array(np.broadcast_to(grad, shape), dtype=value.dtype)
 
 
 def unbroadcast(grad, shape, consumer_shape):
