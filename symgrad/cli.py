@@ -63,7 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="x,y",
         help="differentiate with respect to these inputs only (default: all)",
     )
-    derive.add_argument("--format", choices=("text", "latex", "json"), default="text")
+    derive.add_argument(
+        "--format", choices=("text", "latex", "markdown", "json"), default="text"
+    )
+    derive.add_argument(
+        "--steps",
+        action="store_true",
+        help="show the backward pass step by step (the program the generated code "
+        "runs), with numbers when --at is given",
+    )
     derive.add_argument(
         "--at",
         metavar="x=0.5,y=[1,2,3]",
@@ -180,11 +188,27 @@ def _derive(args: argparse.Namespace) -> Any:
 
 def cmd_derive(args: argparse.Namespace) -> int:
     derivation = _derive(args)
+    if args.steps:
+        from symgrad.steps import format_steps, trace
+
+        values = parse_values(args.at) if args.at else None
+        print(format_steps(trace(derivation, at=values), args.format).rstrip("\n"))
+        return 0
     at = None
     if args.at:
         values = parse_values(args.at)
         value, grads = derivation.evaluate(values)
         at = (values, value, grads)
+    if args.format == "markdown":
+        print(derivation.markdown().rstrip("\n"))
+        if at is not None:
+            values, value, grads = at
+            where = ", ".join(f"{k} = {format_value(v)}" for k, v in values.items())
+            print(f"\nAt {where}: f = {format_value(value)}", end="")
+            for name in derivation.wrt:
+                print(f", df/d{name} = {format_value(grads[name])}", end="")
+            print(".")
+        return 0
     if args.format == "json":
         data = derivation.to_dict()
         if at is not None:

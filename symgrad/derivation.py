@@ -83,6 +83,25 @@ class Derivation:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
+    def markdown(self) -> str:
+        """Prose and `$$` math, for READMEs, Jupyter and MkDocs."""
+        parts = [
+            f"For $f({', '.join(self.inputs)}) = {to_latex(self.expression)}$:",
+            "",
+        ]
+        for name, d in self.derivatives.items():
+            parts += [
+                "$$",
+                rf"\frac{{\partial f}}{{\partial {_latex_name(name)}}} = {to_latex(d)}",
+                "$$",
+                "",
+            ]
+        parts += [f"- {note}" for note in self.notes]
+        return "\n".join(parts).rstrip() + "\n"
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown()
+
     def _repr_latex_(self) -> str:
         body = r" \\ ".join(self.latex().split("\n"))
         return rf"$\begin{{aligned}} {body} \end{{aligned}}$".replace(" = ", " &= ", -1)

@@ -119,3 +119,20 @@ def test_no_command_and_unknown_command(cli) -> None:
     assert cli().returncode == 2
     result = cli("frobnicate")
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_derive_steps_with_numbers(cli) -> None:
+    out = cli("derive", "cos(x**2)", "--steps", "--at", "x=0.5").stdout
+    assert "v1    = x**2" in out and "0.25" in out
+    assert "0.9689124217106447" in out
+    assert "-0.24740395925452294" in out
+    for fmt in ("latex", "markdown", "json"):
+        result = cli("derive", "abs(x)", "--steps", "--format", fmt)
+        assert result.returncode == 0, result.stderr
+    data = json.loads(cli("derive", "abs(x)", "--steps", "--format", "json").stdout)
+    assert any("abs'(0)" in (step.get("note") or "") for step in data)
+
+
+def test_derive_markdown(cli) -> None:
+    out = cli("derive", "abs(x)", "--format", "markdown").stdout
+    assert "$$" in out and r"\operatorname{sign}" in out
