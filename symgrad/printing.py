@@ -3,8 +3,8 @@
 - `to_text`: what a user reads and can type back (`max(x)`, `(x < y)`, `lgamma(x)`);
   parsing it gives the same SymPy expression again.
 - `to_sympy_text`: text that `sympy.sympify` parses: comparisons as Piecewise, and
-  symgrad's own functions as undefined SymPy functions with names that cannot be taken for
-  Python builtins (`amax`, `asum`, ...).
+  symgrad's own functions as undefined SymPy functions with names that cannot be taken
+  for Python builtins (`amax`, `asum`, ...).
 - `to_latex`: SymPy's LaTeX, with the registry's LaTeX for symgrad's own functions.
 
 Floats print as their shortest round-trip repr (`1.5`, not `1.50000000000000`).
@@ -21,11 +21,18 @@ from symgrad import functions as F
 from symgrad import registry
 
 _OPERATORS = {
-    F.lt: "<", F.le: "<=", F.gt: ">", F.ge: ">=", F.eq: "==", F.ne: "!=",
+    F.lt: "<",
+    F.le: "<=",
+    F.gt: ">",
+    F.ge: ">=",
+    F.eq: "==",
+    F.ne: "!=",
 }
 # Language names of SymPy's own classes where SymPy's name differs.
 _SYMPY_NAMES = {
-    sp.Abs: "abs", sp.ceiling: "ceil", sp.loggamma: "lgamma",
+    sp.Abs: "abs",
+    sp.ceiling: "ceil",
+    sp.loggamma: "lgamma",
 }
 
 
@@ -49,6 +56,29 @@ class TextPrinter(StrPrinter):
 
     def _print_Exp1(self, expr: sp.Expr) -> str:
         return "e"
+
+    # SymPy's values outside the real numbers, spelled so that parsing gives them back
+    # (SymPy's `nan`, `zoo`, `I` would parse as inputs of those names).
+    def _print_NaN(self, expr: sp.Expr) -> str:
+        names = [name for name, value in registry.CONSTANTS.items() if value is sp.nan]
+        return names[0] if names else "(inf - inf)"
+
+    def _print_ComplexInfinity(self, expr: sp.Expr) -> str:
+        return "(1/0)"
+
+    def _print_ImaginaryUnit(self, expr: sp.Expr) -> str:
+        return "sqrt(-1)"
+
+    def _print_EulerGamma(self, expr: sp.Expr) -> str:
+        return "(-digamma(1))"  # exact digamma values hold it
+
+    def _as_ordered_terms(self, expr: sp.Expr, order: str | None = None) -> list:
+        # Sorting evaluates constant terms numerically, which mpmath cannot always do
+        # (erfc(1e300) overflows): print those sums in SymPy's stored order.
+        try:
+            return super()._as_ordered_terms(expr, order=order)
+        except (ArithmeticError, TypeError, ValueError):
+            return list(expr.args)
 
     def _print_Function(self, expr: sp.Expr) -> str:
         func = expr.func
@@ -104,10 +134,18 @@ class TextPrinter(StrPrinter):
 # SymPy-parsable names for symgrad's functions that would clash with Python builtins
 # or with SymPy functions of another meaning.
 _SYMPIFY_NAMES = {
-    F.sum_: "asum", F.amax: "amax", F.amin: "amin", F.prod: "aprod",
-    F.round_: "round_half_even", F.maximum: "Max", F.minimum: "Min",
-    F.norm1: "norm1", F.norminf: "norminf", sp.loggamma: "loggamma",
-    sp.ceiling: "ceiling", sp.Abs: "Abs",
+    F.sum_: "asum",
+    F.amax: "amax",
+    F.amin: "amin",
+    F.prod: "aprod",
+    F.round_: "round_half_even",
+    F.maximum: "Max",
+    F.minimum: "Min",
+    F.norm1: "norm1",
+    F.norminf: "norminf",
+    sp.loggamma: "loggamma",
+    sp.ceiling: "ceiling",
+    sp.Abs: "Abs",
 }
 
 
@@ -121,8 +159,7 @@ class SympyTextPrinter(TextPrinter):
             return f"Piecewise((1, {args[0]} {_OPERATORS[func]} {args[1]}), (0, True))"
         if func is F.logical_and or func is F.logical_or:
             op = "&" if func is F.logical_and else "|"
-            return (f"Piecewise((1, Ne({args[0]}, 0) {op} Ne({args[1]}, 0)), "
-                    "(0, True))")
+            return f"Piecewise((1, Ne({args[0]}, 0) {op} Ne({args[1]}, 0)), (0, True))"
         if func is F.logical_not:
             return f"Piecewise((1, Eq({args[0]}, 0)), (0, True))"
         if func is F.where:
@@ -144,6 +181,18 @@ class SympyTextPrinter(TextPrinter):
     def _print_Exp1(self, expr: sp.Expr) -> str:
         return "E"
 
+    def _print_NaN(self, expr: sp.Expr) -> str:
+        return "nan"
+
+    def _print_ComplexInfinity(self, expr: sp.Expr) -> str:
+        return "zoo"
+
+    def _print_ImaginaryUnit(self, expr: sp.Expr) -> str:
+        return "I"
+
+    def _print_EulerGamma(self, expr: sp.Expr) -> str:
+        return "EulerGamma"
+
 
 class SymgradLatexPrinter(LatexPrinter):
     """SymPy's LaTeX, with the registry's templates for symgrad's own functions."""
@@ -157,8 +206,11 @@ class SymgradLatexPrinter(LatexPrinter):
 
     def _print_Function(self, expr: sp.Expr, exp: str | None = None) -> str:
         rule = registry.BY_CLASS.get(expr.func)
-        if rule is not None and rule.latex is not None and isinstance(
-                expr, F.SymgradFunction):
+        if (
+            rule is not None
+            and rule.latex is not None
+            and isinstance(expr, F.SymgradFunction)
+        ):
             args = [self._print(a) for a in expr.args]
             text = rule.latex.format(*args)
             if exp is not None:
@@ -167,15 +219,33 @@ class SymgradLatexPrinter(LatexPrinter):
         return super()._print_Function(expr, exp)
 
 
+# Above this many nodes, terms print in SymPy's stored (canonical) order instead of
+# being sorted for reading: sorting dominates the time to print a 10,000-term sum.
+SORT_LIMIT = 2000
+
+
+def _order(expr: sp.Expr) -> str | None:
+    if not isinstance(expr, sp.Basic):
+        return None
+    count = 0
+    for _ in sp.preorder_traversal(expr):
+        count += 1
+        if count > SORT_LIMIT:
+            return "none"
+    return None
+
+
 def to_text(expr: sp.Expr) -> str:
     """Print in symgrad's language."""
-    printer = TextPrinter({"order": None})
-    return printer.argument(expr) if isinstance(expr, sp.Basic) else printer.doprint(expr)
+    printer = TextPrinter({"order": _order(expr)})
+    return (
+        printer.argument(expr) if isinstance(expr, sp.Basic) else printer.doprint(expr)
+    )
 
 
 def to_sympy_text(expr: sp.Expr) -> str:
     """Print as text that `sympy.sympify` parses."""
-    return SympyTextPrinter({"order": None}).doprint(expr)
+    return SympyTextPrinter({"order": _order(expr)}).doprint(expr)
 
 
 def to_latex(expr: sp.Expr) -> str:
