@@ -91,9 +91,26 @@ MASKS: frozenset[type] = frozenset(
 
 
 def is_literal(expr: sp.Basic) -> bool:
-    """A constant that is just a number (pi, log(2), 1/2), not a call of ours."""
+    """A real constant that is just a number (pi, log(2), 1/2), not a call of ours.
+
+    Constants that are not real (log(-1), kept unevaluated by the parser) are not
+    literals: the generated code computes them, giving PyTorch's nan or inf.
+    """
     if expr.free_symbols:
         return False
-    return not any(
-        isinstance(node, SymgradFunction) for node in sp.preorder_traversal(expr)
-    )
+    if expr.is_Atom:
+        return True
+    if any(isinstance(node, SymgradFunction) for node in sp.preorder_traversal(expr)):
+        return False
+    return expr.is_extended_real is True and not expr.has(sp.zoo, sp.I)
+
+
+def is_real_constant(expr: sp.Basic) -> bool:
+    """False for a constant SymPy made complex or undirected (log(-1), 1/0)."""
+    if expr.free_symbols or expr.is_Atom and expr not in (sp.zoo, sp.I, sp.nan):
+        return True
+    if expr is sp.nan:  # atan2(0, 0): SymPy says nan, PyTorch 0; cos(inf) is nan anyway
+        return False
+    if expr.has(sp.zoo, sp.I, sp.AccumBounds):
+        return False
+    return expr.is_extended_real is not False

@@ -48,6 +48,10 @@ def literal(expr: sp.Expr) -> str:
         return "-np.inf"
     if expr is sp.nan:
         return "np.nan"
+    if expr is sp.zoo:  # SymPy's unsigned infinity (from 1/0): float64 gives inf
+        return "np.inf"
+    if expr.has(sp.I, sp.zoo):  # a complex constant: not a real number
+        return "np.nan"
     if expr is sp.pi:
         return "np.pi"
     if expr is sp.E:
@@ -110,6 +114,14 @@ class _Emitter:
         """One step: the node's operation applied to its arguments' names."""
         if expr.is_Symbol or not expr.args:
             return self.emit(expr) if expr in self.names else literal(expr)
+        if not expr.free_symbols:  # a constant computed as PyTorch would: log(-1)
+            codes = [
+                f"np.float64({literal(a)})" if F.is_literal(a) else self.emit(a)
+                for a in expr.args
+            ]
+            if not isinstance(expr, (sp.Add, sp.Mul, sp.Pow)):
+                self.helpers.update(registry.rule_for(expr).helpers)
+            return _constant_call(expr, codes)
         if isinstance(expr, sp.Add):
             return self._add(expr)
         if isinstance(expr, sp.Mul):
@@ -229,6 +241,18 @@ def _join(running: str, parts: list[str]) -> str:
     if running:
         return f"{running} {text}"
     return text[2:] if text.startswith("+ ") else "-" + text[2:]
+
+
+def _constant_call(expr: sp.Expr, codes: list[str]) -> str:
+    """NumPy code for a constant SymPy could not give a real value (log(-1), 1/0)."""
+    if isinstance(expr, sp.Pow):
+        return f"np.power({codes[0]}, {codes[1]})"
+    if isinstance(expr, sp.Mul):
+        return " * ".join(codes)
+    if isinstance(expr, sp.Add):
+        return " + ".join(codes)
+    rule = registry.rule_for(expr)
+    return rule.numpy(*codes) if callable(rule.numpy) else rule.numpy.format(*codes)
 
 
 def _helper_names(template: str) -> set[str]:

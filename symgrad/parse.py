@@ -499,7 +499,10 @@ class _Builder:
         ):
             # A negative number to a fractional power is not real (PyTorch: nan).
             return sp.nan
-        return sp.Pow(base, exponent)
+        result = sp.Pow(base, exponent)
+        if not F.is_real_constant(result):  # 0**-1 is zoo in SymPy, inf in PyTorch
+            return sp.Pow(base, exponent, evaluate=False)
+        return result
 
     def _BoolOp(self, node: ast.BoolOp) -> sp.Expr:
         cls = F.logical_and if isinstance(node.op, ast.And) else F.logical_or
@@ -530,9 +533,15 @@ class _Builder:
         if name in registry.SPELLINGS:
             build = registry.SPELLINGS[name][1]
             try:
-                return _build_safely(build, args)
+                result = _build_safely(build, args)
             except ValueError as exc:
                 raise self.fail(f"{name}(): {exc}", node) from None
+            if not F.is_real_constant(result):  # sqrt(-2), digamma(-1)
+                probe = build(sp.Dummy(real=True))
+                result = probe.func(
+                    *(args[0] if a.is_Dummy else a for a in probe.args), evaluate=False
+                )
+            return result
         for rule in registry.rules_named(name):
             low, high = rule.arity
             if low <= len(args) and (high is None or len(args) <= high):
@@ -545,6 +554,10 @@ class _Builder:
                         raise
                     # mpmath overflows on some extreme floats (erfc(1e300)): keep the
                     # call unevaluated.
+                    return rule.cls(*args, evaluate=False)
+                if rule.build is None and not F.is_real_constant(result):
+                    # log(-1), lgamma(-1): SymPy's complex or undirected value is not
+                    # PyTorch's (nan, inf); the generated code computes it instead.
                     return rule.cls(*args, evaluate=False)
                 if rule.build is None and not _in_language(result):
                     # SymPy evaluated it into functions symgrad has no row for
@@ -652,7 +665,10 @@ def _operand(number: sp.Rational) -> str:
 
 
 def _reciprocal(expr: sp.Expr) -> sp.Expr:
-    return sp.Pow(expr, -1)
+    result = sp.Pow(expr, -1)
+    if not F.is_real_constant(result):  # 1/0: zoo in SymPy, inf in PyTorch
+        return sp.Pow(expr, -1, evaluate=False)
+    return result
 
 
 def _float_pow(base: float, exponent: float) -> float:

@@ -242,9 +242,8 @@ def build(
             stack.extend((a, False) for a, _ in reversed(operands) if a not in index_of)
             continue
         args = tuple(index_of[a] for a, _ in operands)
-        if all(nodes[a].is_constant for a in args) and not isinstance(
-            e, F.SymgradFunction
-        ):  # log(2), sqrt(pi): a number
+        if all(nodes[a].is_constant for a in args) and F.is_literal(e):
+            # log(2), sqrt(pi): a number
             add_node(e, var=e, rule=None, is_constant=True)
             continue
         rule = registry.rule_for(e)

@@ -97,3 +97,21 @@ def test_every_language_function_derives() -> None:
         )
         derivation = symgrad.derive(f"{name}({args})")
         assert derivation.derivatives
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("x*log(-1)", np.nan),
+        ("x + sqrt(-2)", np.nan),
+        ("x/0", np.inf),
+        ("log(0)*x", -np.inf),
+        ("acosh(0.5)*x", np.nan),
+        ("x*atan2(0, 0)", 0.0),
+        ("x*cos(inf)", np.nan),
+    ],
+)
+def test_constants_take_pytorchs_values(text: str, value: float) -> None:
+    """Where SymPy would make a constant complex or undirected: PyTorch's value."""
+    got, _ = symgrad.derive(text).evaluate({"x": np.array(1.0)})
+    np.testing.assert_array_equal(got, value)
