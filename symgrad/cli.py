@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from symgrad.errors import SymgradError
+from symgrad.values import format_value, jsonable, parse_values
 
 EXAMPLES = """\
 examples:
@@ -214,9 +214,9 @@ def cmd_derive(args: argparse.Namespace) -> int:
         if at is not None:
             values, value, grads = at
             data["at"] = {
-                "inputs": {k: _jsonable(v) for k, v in values.items()},
-                "value": _jsonable(value),
-                "gradient": {k: _jsonable(grads[k]) for k in derivation.wrt},
+                "inputs": {k: jsonable(v) for k, v in values.items()},
+                "value": jsonable(value),
+                "gradient": {k: jsonable(grads[k]) for k in derivation.wrt},
             }
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return 0
@@ -319,119 +319,6 @@ _COMMANDS = {
     "check": cmd_check,
     "functions": cmd_functions,
 }
-
-
-# --- values for --at ------------------------------------------------------------------
-_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf|nan"
-
-
-def parse_values(text: str) -> dict[str, Any]:
-    """`x=0.5,y=[1,2,3]` into arrays; nested lists make matrices. No eval."""
-    import numpy as np
-
-    values: dict[str, Any] = {}
-    for item in _split_top_level(text):
-        name, sep, value = item.partition("=")
-        name = name.strip()
-        if not sep or not name.isidentifier():
-            raise SymgradError(f"--at: expected name=value, got '{item.strip()}'")
-        values[name] = np.asarray(_parse_value(value.strip(), item), dtype=np.float64)
-    return values
-
-
-def _split_top_level(text: str) -> list[str]:
-    items, depth, current = [], 0, []
-    for ch in text:
-        if ch == "[":
-            depth += 1
-        elif ch == "]":
-            depth -= 1
-        if ch == "," and depth == 0:
-            items.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    items.append("".join(current))
-    return [i for i in items if i.strip()]
-
-
-def _parse_value(text: str, item: str) -> Any:
-    tokens = re.findall(rf"\s*({_NUMBER}|\[|\]|,)\s*", text)
-    if "".join(tokens).replace(" ", "") != text.replace(" ", ""):
-        raise SymgradError(
-            f"--at: cannot read the value in '{item.strip()}' (numbers "
-            "like 0.5, -1e-3, inf, or lists like [1, 2, 3])"
-        )
-    pos = 0
-
-    def parse() -> Any:
-        nonlocal pos
-        if pos >= len(tokens):
-            raise SymgradError(f"--at: incomplete value in '{item.strip()}'")
-        token = tokens[pos]
-        pos += 1
-        if token == "[":
-            elements = []
-            while pos < len(tokens) and tokens[pos] != "]":
-                elements.append(parse())
-                if pos < len(tokens) and tokens[pos] == ",":
-                    pos += 1
-            if pos >= len(tokens):
-                raise SymgradError(f"--at: missing ']' in '{item.strip()}'")
-            pos += 1
-            return elements
-        if token in ("]", ","):
-            raise SymgradError(f"--at: unexpected '{token}' in '{item.strip()}'")
-        return float(token)
-
-    value = parse()
-    if pos != len(tokens):
-        raise SymgradError(f"--at: unexpected text after the value in '{item.strip()}'")
-    try:
-        import numpy as np
-
-        np.asarray(value, dtype=np.float64)
-    except ValueError:
-        raise SymgradError(f"--at: ragged list in '{item.strip()}'") from None
-    return value
-
-
-def format_value(value: Any) -> str:
-    """Numbers as Python prints floats: every digit that identifies the float64."""
-    import numpy as np
-
-    array = np.asarray(value)
-    if array.ndim == 0:
-        return _float(array.item())
-    return _nested(array.tolist())
-
-
-def _nested(value: Any) -> str:
-    if isinstance(value, list):
-        return "[" + ", ".join(_nested(v) for v in value) + "]"
-    return _float(value)
-
-
-def _float(value: Any) -> str:
-    if isinstance(value, bool):
-        return "1.0" if value else "0.0"
-    return repr(float(value))
-
-
-def _jsonable(value: Any) -> Any:
-    import numpy as np
-
-    array = np.asarray(value, dtype=np.float64)
-    data = array.tolist()
-
-    def fix(v: Any) -> Any:
-        if isinstance(v, list):
-            return [fix(x) for x in v]
-        if v != v or v in (float("inf"), float("-inf")):
-            return str(v)
-        return v
-
-    return fix(data)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -55,13 +55,13 @@ from symgrad.derivation import Derivation
 from symgrad.printing import to_latex, to_text
 from symgrad.program import SEED, Program
 from symgrad.registry import SMOOTH, Rule
+from symgrad.values import as_number, jsonable, value_latex, value_text
 
 FORMATS = ("text", "latex", "markdown", "json")
 BAR = "\u0304"  # combining macron: v̄
 SEED_RULE = "seed"
 SEED_NOTE = "the gradient of the sum of the output, as f(x).sum().backward() starts"
 # Arrays with more elements than this are shown by their first and last elements.
-SHOW_ELEMENTS = 12
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class Step:
             "notes": list(self.notes),
             "code_name": self.code_name,
             "shape": None if self.value is None else list(np.shape(self.value)),
-            "value": None if self.value is None else _jsonable(self.value),
+            "value": None if self.value is None else jsonable(self.value),
         }
 
 
@@ -171,7 +171,7 @@ def trace(derivation: Derivation, at: Mapping[str, Any] | None = None) -> Trace:
             "input",
             r"\text{input}",
             rule="input",
-            value=None if at_values is None else _as_number(at_values[n]),
+            value=None if at_values is None else as_number(at_values[n]),
             alias="f" if i == shown.output else "",
             code_name=n,
         )
@@ -531,7 +531,7 @@ def _numbers(derivation: Derivation, exact: Program, at: Mapping[str, Any]) -> _
         return numbers
     numbers.code_names = code_names
     numbers.forward = {
-        i: _as_number(captured[name])
+        i: as_number(captured[name])
         for i, name in code_names.items()
         if name in captured
     }
@@ -641,7 +641,7 @@ def _adjoint_values(
     code = "\n".join(f"{line.name} = {line.code}" for line in lines)
     with np.errstate(all="ignore"):
         exec(code, namespace)  # noqa: S102 - code symgrad spelled from its program
-    return {i: _as_number(namespace[name]) for i, name in adjoints.items()}
+    return {i: as_number(namespace[name]) for i, name in adjoints.items()}
 
 
 def _with_value(step: Step, index: int, trace_numbers: _Numbers, prog: Program) -> Step:
@@ -665,93 +665,6 @@ def _with_value(step: Step, index: int, trace_numbers: _Numbers, prog: Program) 
     else:
         return step
     return replace(step, value=value, code_name=code_name)
-
-
-def _as_number(value: Any) -> Any:
-    if value is None:
-        return None
-    array = np.asarray(value)
-    if array.dtype.kind == "b":
-        return array.astype(np.float64)
-    return array
-
-
-# --- values as text, LaTeX and JSON ---------------------------------------------------
-def _float(value: Any) -> str:
-    if isinstance(value, (bool, np.bool_)):
-        return "1.0" if value else "0.0"
-    if isinstance(value, complex):
-        return repr(value)
-    return repr(float(value))
-
-
-def _elements(array: np.ndarray) -> tuple[list[Any], bool]:
-    """The elements shown: all, or the first and last (flattened) of a large array."""
-    if array.size <= SHOW_ELEMENTS:
-        return array.tolist(), False
-    flat = array.ravel().tolist()
-    return flat[:6] + [...] + flat[-3:], True
-
-
-def value_text(value: Any) -> str:
-    """A value as text: floats as their repr; arrays with their shape."""
-    array = np.asarray(value)
-    if array.ndim == 0:
-        return _float(array.item())
-    elements, flat = _elements(array)
-
-    def nested(v: Any) -> str:
-        if isinstance(v, list):
-            return "[" + ", ".join(nested(x) for x in v) + "]"
-        return "..." if v is ... else _float(v)
-
-    shape = "shape " + repr(tuple(array.shape)) + (" flattened" if flat else "")
-    return f"{nested(elements)} ({shape})"
-
-
-def _float_latex(value: Any) -> str:
-    text = _float(value)
-    if text in ("inf", "-inf"):
-        return text.replace("inf", r"\infty")
-    if text == "nan":
-        return r"\mathrm{nan}"
-    if "e" in text and "j" not in text:
-        mantissa, exponent = text.split("e")
-        return rf"{mantissa} \cdot 10^{{{int(exponent)}}}"
-    return text.replace("j", r"\,i")
-
-
-def value_latex(value: Any) -> str:
-    """A value as LaTeX: numbers as their repr, arrays with their shape."""
-    array = np.asarray(value)
-    if array.ndim == 0:
-        return _float_latex(array.item())
-    elements, flat = _elements(array)
-
-    def nested(v: Any) -> str:
-        if isinstance(v, list):
-            return r"\left[" + ", ".join(nested(x) for x in v) + r"\right]"
-        return r"\ldots" if v is ... else _float_latex(v)
-
-    shape = r" \times ".join(str(n) for n in array.shape)
-    extra = r"\text{, flattened}" if flat else ""
-    return rf"{nested(elements)}\ \left(\text{{shape }} {shape}{extra}\right)"
-
-
-def _jsonable(value: Any) -> Any:
-    array = np.asarray(_as_number(value))
-    if array.dtype.kind == "c":
-        return str(array.tolist())
-    data = np.asarray(array, dtype=np.float64).tolist()
-
-    def fix(v: Any) -> Any:
-        if isinstance(v, list):
-            return [fix(x) for x in v]
-        if v != v or v in (float("inf"), float("-inf")):
-            return str(v)
-        return v
-
-    return fix(data)
 
 
 # --- formats --------------------------------------------------------------------------
