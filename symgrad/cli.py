@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from symgrad.errors import SymgradError
-from symgrad.values import format_value, jsonable, parse_values
 
 EXAMPLES = """\
 examples:
@@ -26,6 +26,7 @@ examples:
   echo "clip(x, 1.5, 5.5)" | symgrad derive -
   symgrad generate "erf(x)" -o erf_grad.py
   symgrad check "max(x, y)"
+  symgrad plot "clip(x, 1.5, 5.5)" --range 0,7 -o clip.png
   symgrad functions
 """
 
@@ -113,6 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--points", type=int, default=20, help="random points (20)")
     check.add_argument("--seed", type=int, default=0)
 
+    plot = commands.add_parser(
+        "plot",
+        help="draw an expression and its derivative to a PNG, kinks marked",
+        description="Draw EXPR and its derivative over --range into a PNG, marking "
+        "the value the convention picks at each kink (needs matplotlib: "
+        'pip install "symgrad[plot]").',
+    )
+    plot_options(plot)
+
     functions = commands.add_parser(
         "functions",
         help="list the functions symgrad knows",
@@ -120,6 +130,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     functions.add_argument("--format", choices=("text", "json"), default="text")
     return parser
+
+
+def plot_options(parser: argparse.ArgumentParser) -> None:
+    """The options of `symgrad plot`."""
+    # `--range -3,3`: a value that starts with a minus sign and a digit is a value,
+    # not an unknown option (Python 3.13's rule; older argparse refuses "-3,3").
+    parser._negative_number_matcher = re.compile(r"^-\.?\d")  # type: ignore[attr-defined]
+    parser.add_argument(
+        "expression",
+        metavar="EXPR",
+        help="the expression, e.g. 'abs(x)'; '-' reads standard input",
+    )
+    parser.add_argument(
+        "-o", "--output", required=True, metavar="FILE.png", help="the PNG to write"
+    )
+    parser.add_argument(
+        "--range",
+        default="-3,3",
+        metavar="LO,HI",
+        help="the interval the input is varied over (default: -3,3)",
+    )
+    parser.add_argument(
+        "--wrt",
+        metavar="NAME",
+        help="the input to vary (needed when there are several; the others are "
+        "fixed with --at)",
+    )
+    parser.add_argument(
+        "--at",
+        metavar="y=1",
+        help="fixed values for the inputs that are not varied",
+    )
+    parser.add_argument(
+        "--convention",
+        choices=("torch", "jax"),
+        default="torch",
+        help="values at kinks: PyTorch's (default) or JAX's",
+    )
 
 
 def _expression_options(parser: argparse.ArgumentParser) -> None:
@@ -188,6 +236,8 @@ def _derive(args: argparse.Namespace) -> Any:
 
 def cmd_derive(args: argparse.Namespace) -> int:
     derivation = _derive(args)
+    if args.at or args.steps or args.format == "json":  # NumPy only when needed
+        from symgrad.values import format_value, jsonable, parse_values
     if args.steps:
         from symgrad.steps import format_steps, trace
 
@@ -313,7 +363,14 @@ def cmd_functions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from symgrad.plot import run
+
+    return run(args)
+
+
 _COMMANDS = {
+    "plot": cmd_plot,
     "derive": cmd_derive,
     "generate": cmd_generate,
     "check": cmd_check,

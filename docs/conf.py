@@ -1,0 +1,113 @@
+"""Sphinx configuration of symgrad's documentation.
+
+Build with ``sphinx-build -W -b html docs docs/_build/html`` (warnings are errors).
+Needs ``pip install -e ".[docs]"`` and KaTeX from npm (``npm ci`` at the repository
+root): math is typeset in the browser by the KaTeX that the build copies into
+``_static/katex``, so the site works offline.
+
+Two pages are written at build time, never by hand: ``catalog`` from the registry
+(`symgrad.catalog.catalog_rows`) and ``gallery`` from the seed expressions
+(`symgrad.examples.SEEDS`). Their sources hold the introduction; `_generated_page`
+appends the rest when Sphinx reads them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # a checkout without `pip install -e .`
+    sys.path.insert(0, str(ROOT))
+
+from symgrad import __version__  # noqa: E402
+from symgrad.catalog import catalog_rows  # noqa: E402
+from symgrad.examples import SEEDS  # noqa: E402
+from symgrad.sphinx import catalog_expression  # noqa: E402
+
+project = "symgrad"
+author = "the symgrad authors"
+copyright = "the symgrad authors"  # noqa: A001 - Sphinx's name
+version = release = __version__
+
+extensions = ["myst_parser", "symgrad.sphinx"]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+exclude_patterns = ["_build", "README.md"]
+html_theme = "alabaster"
+html_title = f"symgrad {__version__}"
+html_static_path: list[str] = []
+html_show_sourcelink = False
+html_theme_options = {"show_powered_by": False}  # no links off the site
+myst_heading_anchors = 2
+
+# The gallery's points and plot ranges, by seed name. A seed that is not listed here
+# still gets its section: each input at 0.5, the first input plotted over [-3, 3].
+GALLERY: dict[str, dict[str, str]] = {
+    "erf": {"at": "x=1"},
+    "abs": {"at": "x=0"},
+    "exp": {"at": "x=1"},
+    "sum_of_squares": {"at": "x=3, y=4", "vary": "x"},
+    "max": {"at": "x=[1,2,3,4,4,0]"},
+    "clip": {"at": "x=1.5", "range": "0,7"},
+    "cos_x2": {"at": "x=0.5"},
+    "lt": {"at": "x=1, y=2", "vary": "x"},
+    "sin_cos_norm": {"at": "x=[0.3,-0.7,1.1]"},
+    "mean_square": {"at": "x=[1,2,3]"},
+}
+
+
+def catalog_page() -> str:
+    """One section per function of the catalog: its derivation and kink convention."""
+    parts = []
+    for row in catalog_rows():
+        expression = catalog_expression(row)
+        names = ", ".join(f"`{n}`" for n in row["names"])
+        spelled = f" Spelled {names}." if names else ""
+        parts.append(f"## `{row['signature']}`\n")
+        parts.append(f"{row['description'][0].upper()}{row['description'][1:]}.")
+        parts.append(f"{spelled}\n")
+        parts.append(f"```{{symgrad}} {expression}\n```\n")
+        if row["derivative_jax"]:
+            parts.append("With `--convention jax`:\n")
+            parts.append(f"```{{symgrad}} {expression}\n:convention: jax\n```\n")
+    return "\n".join(parts)
+
+
+def gallery_page() -> str:
+    """One section per seed: derivation, steps, plot and generated code."""
+    parts = []
+    for name, (expression, origin) in SEEDS.items():
+        options = dict(GALLERY.get(name, {}))
+        if "at" not in options:
+            from symgrad import derive
+
+            inputs = derive(expression).inputs
+            options["at"] = ", ".join(f"{n}=0.5" for n in inputs)
+            if len(inputs) > 1:
+                options["vary"] = inputs[0]
+        lines = [f"## `{expression}`\n", f"{origin[0].upper()}{origin[1:]}.\n"]
+        lines.append(f"```{{symgrad}} {expression}")
+        lines += [":steps:", ":plot:", ":code:"]
+        lines += [f":{key}: {value}" for key, value in options.items()]
+        lines.append("```\n")
+        parts.append("\n".join(lines))
+    return "\n".join(parts)
+
+
+GENERATED = {"catalog": catalog_page, "gallery": gallery_page}
+
+
+def _generated_page(app: Any, docname: str, source: list[str]) -> None:
+    if docname in GENERATED:
+        source[0] += "\n\n" + GENERATED[docname]()
+
+
+def _always_reread(app: Any, env: Any, added: Any, changed: Any, removed: Any) -> Any:
+    # The registry and the seeds are not sources Sphinx watches: read these again.
+    return [name for name in GENERATED if name in env.found_docs]
+
+
+def setup(app: Any) -> None:
+    app.connect("source-read", _generated_page)
+    app.connect("env-get-outdated", _always_reread)

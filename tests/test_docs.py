@@ -1,0 +1,409 @@
+"""The documentation site: it builds with warnings as errors, loads nothing from a CDN,
+every LaTeX string symgrad emits renders with KaTeX, and a browser typesets the math.
+
+Needs, besides the Python extras `docs` and `plot`: Node.js with KaTeX from npm (`npm
+ci` at the repository root) and Chromium (Debian: `apt-get install chromium`).
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import http.server
+import importlib.util
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import symgrad
+from symgrad import registry
+from symgrad.catalog import catalog_rows
+from symgrad.examples import SEEDS
+from symgrad.sphinx import aligned, catalog_expression, find_katex, values_latex
+from symgrad.steps import format_steps, trace
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+PAGES = ("index", "tutorial", "directive", "catalog", "gallery")
+CDN = re.compile(
+    r"cdn\.|jsdelivr|unpkg|googleapis|gstatic|cloudflare|mathjax|polyfill\.io",
+    re.IGNORECASE,
+)
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--virtual-time-budget=10000",
+]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site, built as CI builds it: `sphinx-build -W -b html docs OUT`."""
+    out = tmp_path_factory.mktemp("site")
+    result = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html", str(DOCS), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out
+
+
+def test_pages_exist_with_the_registry_and_every_seed(site: Path) -> None:
+    for page in PAGES:
+        assert (site / f"{page}.html").is_file(), page
+    for name in ("katex.min.css", "katex.min.js", "fonts/KaTeX_Main-Regular.woff2"):
+        assert (site / "_static" / "katex" / name).is_file(), name
+    catalog = (site / "catalog.html").read_text(encoding="utf-8")
+    headings = [
+        html.unescape(re.sub(r"<[^>]+>", "", h))
+        for h in re.findall(r"<h2>(.*?)<a class=\"headerlink\"", catalog)
+    ]
+    # one section per registry row, written at build time
+    assert headings == [row["signature"] for row in catalog_rows()]
+    gallery = (site / "gallery.html").read_text(encoding="utf-8")
+    for expression, _ in SEEDS.values():
+        assert html.escape(expression) in gallery, expression
+    assert gallery.count('class="symgrad-plot"') == len(SEEDS)
+    assert gallery.count('<div class="highlight-python') == len(SEEDS)
+    for image in re.findall(r'<img[^>]+src="([^"]+)"', gallery):
+        with Image.open(site / image) as picture:
+            assert picture.size == (640, 400)
+    # the directive works from reStructuredText (index, directive) and MyST (the rest)
+    for page in PAGES:
+        text = (site / f"{page}.html").read_text(encoding="utf-8")
+        assert '<div class="symgrad docutils container">' in text, page
+        assert "symgrad-math symgrad-display" in text, page
+
+
+def test_no_cdn_and_no_resource_from_another_server(site: Path) -> None:
+    for path in site.rglob("*"):
+        if path.suffix not in (".html", ".js", ".css"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert not CDN.search(text), (path, CDN.search(text))
+        if path.suffix == ".html":
+            for url in re.findall(r'(?:src|href)="([^"]*)"', text):
+                assert not re.match(r"[a-z]+:|//", url), (path, url)
+
+
+# --- every LaTeX string through KaTeX -------------------------------------------------
+def _point(row: dict[str, Any], inputs: tuple[str, ...]) -> dict[str, Any]:
+    """A point in the row's test domain (its middle), one value per input."""
+    domain = registry.BY_NAME[row["name"]].domain
+    ranges = domain if len(domain) == len(inputs) else [domain[-1]] * len(inputs)
+    return {
+        n: np.float64((lo + hi) / 2) for n, (lo, hi) in zip(inputs, ranges, strict=True)
+    }
+
+
+def _latex_strings() -> dict[str, str]:
+    """Every kind of LaTeX symgrad emits, for every catalog function and every seed."""
+    from symgrad.values import parse_values
+
+    spec = importlib.util.spec_from_file_location("symgrad_docs_conf", DOCS / "conf.py")
+    assert spec and spec.loader
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+    gallery: dict[str, dict[str, str]] = conf.GALLERY  # the gallery's points
+
+    strings: dict[str, str] = {}
+
+    def add(label: str, derivation: symgrad.Derivation, at: dict[str, Any]) -> None:
+        lines = derivation.latex().split("\n")
+        for i, line in enumerate(lines):
+            strings[f"{label}: latex() line {i}"] = line
+        strings[f"{label}: aligned"] = aligned(lines)
+        strings[f"{label}: steps"] = format_steps(trace(derivation), "latex")
+        strings[f"{label}: steps at"] = format_steps(trace(derivation, at=at), "latex")
+        strings[f"{label}: values"] = values_latex(derivation, at)
+
+    for row in catalog_rows():
+        expression = catalog_expression(row)
+        for convention in ("torch", "jax") if row["derivative_jax"] else ("torch",):
+            derivation = symgrad.derive(expression, convention=convention)
+            add(
+                f"{expression} [{convention}]",
+                derivation,
+                _point(row, derivation.inputs),
+            )
+    for name, (expression, _) in SEEDS.items():
+        derivation = symgrad.derive(expression)
+        at = gallery.get(name, {}).get("at")
+        values = parse_values(at) if at else {n: 0.5 for n in derivation.inputs}
+        add(f"seed {name}", derivation, values)
+    return strings
+
+
+KATEX_SCRIPT = """
+const katex = require(process.argv[1]);
+let input = "";
+process.stdin.on("data", (chunk) => { input += chunk; });
+process.stdin.on("end", () => {
+  const errors = {};
+  for (const [label, tex] of Object.entries(JSON.parse(input))) {
+    try {
+      katex.renderToString(tex, {throwOnError: true, displayMode: true});
+    } catch (error) {
+      errors[label] = String(error.message) + "\\n" + tex;
+    }
+  }
+  process.stdout.write(JSON.stringify(errors));
+});
+"""
+
+
+def _node_and_katex() -> tuple[str, Path]:
+    node = shutil.which("node")
+    katex = find_katex(start=ROOT)
+    assert node, "Node.js is needed: apt-get install nodejs (or use the machine's)"
+    assert katex, "KaTeX is needed: run `npm ci` at the repository root"
+    return node, katex.parent  # the package folder, for require()
+
+
+def test_every_latex_string_renders_with_katex() -> None:
+    node, katex = _node_and_katex()
+    strings = _latex_strings()
+    assert len(strings) > 400
+    result = subprocess.run(
+        [node, "-e", KATEX_SCRIPT, str(katex)],
+        input=json.dumps(strings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    errors = json.loads(result.stdout)
+    assert errors == {}, "\n\n".join(f"{k}: {v}" for k, v in errors.items())
+
+
+def test_katex_fails_on_bad_latex() -> None:  # the check above can fail
+    node, katex = _node_and_katex()
+    result = subprocess.run(
+        [node, "-e", KATEX_SCRIPT, str(katex)],
+        input=json.dumps({"bad": r"\frac{1}{", "unknown": r"\notacommand x"}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert set(json.loads(result.stdout)) == {"bad", "unknown"}
+
+
+# --- the gallery in a browser ---------------------------------------------------------
+class _Text(HTMLParser):
+    """The text a reader sees: not scripts, styles, code, or KaTeX's TeX annotation."""
+
+    HIDDEN = {"script", "style", "annotation", "pre", "title"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = 0
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag in self.HIDDEN:
+            self.depth += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.HIDDEN:
+            self.depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self.depth == 0:
+            self.parts.append(data)
+
+
+@pytest.fixture(scope="module")
+def served(site: Path) -> Iterator[tuple[str, list[tuple[str, int]]]]:
+    """The site over HTTP on the loopback address, and the requests it answered."""
+    requests: list[tuple[str, int]] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_request(self, code: Any = "-", size: Any = "-") -> None:
+            requests.append((self.path, int(code)))
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(site))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert binary, "Chromium is needed: apt-get install chromium"
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run(
+            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+
+def test_the_gallery_is_typeset_in_a_browser(served, tmp_path: Path) -> None:
+    url, requests = served
+    dom = _chromium("--dump-dom", f"{url}/gallery.html")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    page = dom.stdout
+    # KaTeX ran: a typeset formula per display block, no errors, no TeX left as text
+    katex = len(re.findall(r'class="katex"', page))
+    blocks = page.count('class="symgrad-math symgrad-display"')
+    assert blocks == 2 * len(SEEDS) and katex == blocks, (katex, blocks)
+    assert "katex-error" not in page
+    text = _Text()
+    text.feed(page)
+    seen = "".join(text.parts)
+    for tex in (r"\frac", r"\begin{aligned}", r"\partial", r"\left("):
+        assert tex not in seen, tex
+    assert "erf" in seen and "Gallery" in seen
+    # the browser fetched KaTeX's script, style and fonts, and the plots, from the site
+    fetched = {path.split("?")[0] for path, code in requests if code in (200, 304)}
+    assert "/_static/katex/katex.min.js" in fetched
+    assert "/_static/katex/katex.min.css" in fetched
+    assert any(p.startswith("/_static/katex/fonts/KaTeX_") for p in fetched), fetched
+    assert sum(p.startswith("/_images/plot-") for p in fetched) >= len(SEEDS) - 1
+
+    shot = tmp_path / "gallery.png"
+    result = _chromium(
+        "--window-size=1200,1800", f"--screenshot={shot}", f"{url}/gallery.html"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    with Image.open(shot) as image:
+        assert image.size == (1200, 1800)
+        pixels = np.asarray(image.convert("L"))
+    assert (pixels < 100).mean() > 0.01  # text, formulas and a plot, not a blank page
+
+
+# --- the tutorial's console blocks ----------------------------------------------------
+PLOT = (
+    "import argparse, sys; from symgrad import plot; "
+    "p = argparse.ArgumentParser(prog='symgrad plot'); plot.add_arguments(p); "
+    "sys.exit(plot.run(p.parse_args()))"
+)
+
+
+def _env() -> dict[str, str]:
+    """The environment for a subprocess in another folder: this checkout's symgrad."""
+    path = [str(ROOT), os.environ.get("PYTHONPATH", "")]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in path if p))
+
+
+def _console_blocks(text: str) -> list[tuple[str, str]]:
+    """(command, expected output) for each `$ ` line of the ```console blocks."""
+    runs = []
+    for block in re.findall(r"```console\n(.*?)```", text, re.DOTALL):
+        for chunk in re.split(r"^\$ ", block, flags=re.MULTILINE)[1:]:
+            command, _, output = chunk.partition("\n")
+            runs.append((command, output))
+    return runs
+
+
+def _argv(command: str) -> list[str]:
+    words = shlex.split(command)
+    if words[:2] == ["symgrad", "plot"]:
+        # as `symgrad plot` runs once the CLI wires symgrad/plot.py in
+        return [sys.executable, "-c", PLOT, *words[2:]]
+    if words[0] == "symgrad":
+        return [sys.executable, "-m", "symgrad.cli", *words[1:]]
+    assert words[0] == "python", command
+    return [sys.executable, *words[1:]]
+
+
+def test_the_tutorials_commands_print_what_it_shows(tmp_path: Path) -> None:
+    runs = _console_blocks((DOCS / "tutorial.md").read_text(encoding="utf-8"))
+    assert len(runs) >= 8
+    env = _env()
+    for command, expected in runs:
+        result = subprocess.run(
+            _argv(command),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+            env=env,
+        )
+        assert result.returncode == 0, (command, result.stderr)
+        assert result.stdout == expected, command
+    assert (tmp_path / "clip.png").is_file() and (
+        tmp_path / "sin_cos_norm.py"
+    ).is_file()
+
+
+# --- the extension in a project of its own --------------------------------------------
+def _build(tmp_path: Path, pages: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "conf.py").write_text(
+        'extensions = ["myst_parser", "symgrad.sphinx"]\n'
+        f"symgrad_katex_dir = {str(find_katex(start=ROOT))!r}\n",
+        encoding="utf-8",
+    )
+    for name, text in pages.items():
+        (source / name).write_text(text, encoding="utf-8")
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "-q",
+            "-b",
+            "html",
+            str(source),
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=_env(),
+    )
+
+
+def test_a_bad_expression_fails_the_build_where_it_is(tmp_path: Path) -> None:
+    result = _build(
+        tmp_path,
+        {"index.rst": "Title\n=====\n\n.. symgrad:: sinn(x) + 1\n   :steps:\n"},
+    )
+    assert result.returncode != 0
+    assert "index.rst:4" in result.stderr, result.stderr
+    assert "unknown function 'sinn'" in result.stderr, result.stderr
+
+
+def test_values_at_a_point_from_myst(tmp_path: Path) -> None:
+    page = "# Title\n\n```{symgrad} x*y\n:at: x=2, y=[1,2]\n:wrt: y\n```\n"
+    result = _build(tmp_path, {"index.md": page})
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert r"\frac{\partial f}{\partial y} &amp;= \left[2.0, 2.0\right]" in text
+    assert r"\frac{\partial f}{\partial x}" not in text  # :wrt: y
+    assert "katex/katex.min.js" in text and CDN.search(text) is None
