@@ -273,11 +273,10 @@ def test_catalog_row_steps_in_every_format(rule: registry.Rule) -> None:
 
 
 def test_catalog_latex_renders_with_katex() -> None:
-    """Valid LaTeX for a renderer, not only balanced (when KaTeX is installed)."""
+    """Valid LaTeX for a renderer, not only balanced (KaTeX: `npm ci` at the root)."""
     katex = ROOT / "node_modules" / "katex"
     node = shutil.which("node")
-    if node is None or not katex.is_dir():
-        pytest.skip("node and KaTeX are not installed")
+    assert node is not None and katex.is_dir(), "needs node and KaTeX: run `npm ci`"
     items: list[tuple[str, str]] = []
     for rule in ROWS:
         derivation = symgrad.derive(row_expression(rule))
