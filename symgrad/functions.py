@@ -102,7 +102,11 @@ def is_literal(expr: sp.Basic) -> bool:
         return True
     if any(isinstance(node, SymgradFunction) for node in sp.preorder_traversal(expr)):
         return False
-    return expr.is_extended_real is True and not expr.has(sp.zoo, sp.I)
+    return (
+        expr.is_extended_real is True
+        and expr.is_finite is True  # 1/0 kept unevaluated is computed, not folded
+        and not expr.has(sp.zoo, sp.I)
+    )
 
 
 def is_real_constant(expr: sp.Basic) -> bool:

@@ -139,6 +139,11 @@ class _Emitter:
         if rule.name == "unbroadcast":  # pragma: no cover - handled above
             raise AssertionError
         codes = [self.emit(a) for a in expr.args]
+        if expr.func is F.where:  # where(c, 1, 0): floats, not an int64 array to cast
+            codes = [codes[0]] + [
+                literal(sp.Float(a)) if a.is_Integer else c
+                for a, c in zip(expr.args[1:], codes[1:], strict=True)
+            ]
         if expr.func not in _TAKES_MASKS:  # NumPy's ufuncs want numbers, not booleans
             codes = [
                 f"{c} * 1.0" if self.is_mask(a) else c

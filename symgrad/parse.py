@@ -401,7 +401,10 @@ class _Builder:
                     elif isinstance(link.op, ast.Div):
                         operand = _reciprocal(operand)
                     operands.append(operand)
-                return self.checked(combine(*operands), links[0])
+                result = combine(*operands)
+                if result.has(sp.zoo, sp.I):  # 2/0 is zoo in SymPy, inf in PyTorch
+                    result = combine(*operands, evaluate=False)
+                return self.checked(result, links[0])
         method = getattr(self, "_" + type(node).__name__, None)
         if method is None:  # pragma: no cover - validate() rejects these first
             raise self.fail(_describe_unsupported(node), node)

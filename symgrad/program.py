@@ -178,7 +178,11 @@ def _operands(e: sp.Expr) -> list[tuple[sp.Expr, sp.Expr | None]]:
     if isinstance(e, sp.Mul):
         return [
             (a.base, a.exp)
-            if a.is_Pow and a.exp.is_Number and a.exp < 0 and not F.is_literal(a)
+            if a.is_Pow
+            and a.exp.is_Number
+            and a.exp < 0
+            and not F.is_literal(a)
+            and not a.base.is_Number  # 1/0 is its own step
             else (a, None)
             for a in e.args
         ]

@@ -70,9 +70,12 @@ def apply(rule: registry.Rule, args: list[sp.Expr]) -> sp.Expr:
         if exponent.free_symbols:
             return sp.Pow(sp.Abs(base) + sp.Float(0.5), exponent / 4)
         return sp.Pow(base, sp.Integer(2))
-    if rule.cls in (sp.Add, sp.Mul):
-        return rule.cls(*args)
-    return rule.cls(*args)
+    result = rule.cls(*args)
+    if result.has(sp.I, sp.zoo, sp.nan) or not all(
+        type(f) in registry.BY_CLASS for f in result.atoms(sp.Function)
+    ):  # as the parser does: keep calls SymPy would make complex or foreign
+        result = rule.cls(*args, evaluate=False)
+    return result
 
 
 def extend(children: st.SearchStrategy[sp.Expr]) -> st.SearchStrategy[sp.Expr]:
