@@ -170,9 +170,8 @@ def render_module(
     convert = "\n".join(f"    {n} = _as_input({n})" for n in inputs) or "    pass"
     grads = [f"_grad_like({program.gradients[n]}, {n}, keep)" for n in inputs]
     # the arrays the caller holds: a gradient that is one of them is copied
-    keep = "\n".join(
-        wrap("keep = ", f"(value, grad_output, {', '.join(inputs)})", "    ")
-    )
+    kept = ", ".join(["value", "grad_output", *inputs])
+    keep = "\n".join(wrap("keep = ", f"({kept})", "    ")) if inputs else ""
     returned = "(" + ", ".join(grads) + ("," if len(grads) == 1 else "") + ")"
     gradient_return = "\n".join(wrap("return value, ", returned, "    "))
     call = ", ".join([*inputs, "grad_output=grad_output"])
@@ -219,14 +218,28 @@ def render_module(
         "convert": convert,
         "forward_body": _body(program.forward, " " * 8) or "        pass",
         "value": program.value,
-        "backward_body": _body(program.backward, " " * 12) or "            pass",
-        "default_body": _body(program.default_backward, " " * 12) or "            pass",
+        "backward_block": _backward_block(program),
         "gradient_return": gradient_return,
         "keep": keep,
         "backward_call": backward_call,
         "helper_sources": sources,
     }
     return _environment().get_template("module.py.jinja").render(**context)
+
+
+def _backward_block(program: NumpyProgram) -> str:
+    """The backward pass: with grad_output folded away when it is None, else with g."""
+    if not program.backward and not program.default_backward:
+        return ""  # nothing flows back (x < y): every gradient is 0
+    return "\n".join(
+        [
+            "        if grad_output is None:  # the gradient of sum(value)",
+            _body(program.default_backward, " " * 12) or "            pass",
+            "        else:",
+            "            g = np.asarray(grad_output)",
+            _body(program.backward, " " * 12),
+        ]
+    ).rstrip()
 
 
 def _short(text: str, limit: int) -> str:

@@ -124,6 +124,8 @@ def test_generated_code_is_ruff_clean(tmp_path) -> None:
     from symgrad.cli import main
 
     exprs = [
+        "x < y",
+        "2",
         "sin(cos(norm(x)**2 + 1))",
         "clip(x, lo, hi) * where(x > y, x, y)",
         " + ".join(f"(x{i} - {i})**2" for i in range(40)),
@@ -136,7 +138,7 @@ def test_generated_code_is_ruff_clean(tmp_path) -> None:
             "check",
             "--no-cache",
             "--select",
-            "E,F,W",
+            "E,F,W,B,UP",
             "--line-length",
             "88",
             str(tmp_path),
