@@ -60,15 +60,15 @@ def value_and_grad(x, grad_output=None):
         v4 = np.cos(v3)
         v5 = np.sin(v4)
         if grad_output is None:  # the gradient of sum(value)
-            t1 = _safe_recip(v1)
-            t2 = np.sin(v3)
-            t3 = np.cos(v4)
+            t1 = np.cos(v4)
+            t2 = _safe_recip(v1)
+            t3 = np.sin(v3)
             grad_x = -2 * v1 * t1 * t2 * t3 * x
         else:
             g = np.asarray(grad_output)
-            t1 = _safe_recip(v1)
-            t2 = np.sin(v3)
-            t3 = np.cos(v4)
+            t1 = np.cos(v4)
+            t2 = _safe_recip(v1)
+            t3 = np.sin(v3)
             grad_x = -2 * v1 * t1 * t2 * t3 * g * x
     value = np.asarray(v5)
     keep = (value, grad_output, x)

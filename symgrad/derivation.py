@@ -130,12 +130,13 @@ class Derivation:
             ]
         else:
             gradient_doc = ["(formulas omitted: the expression is too long to display)"]
-        value_text = _short(to_text(self.expression), 2000)
+        # a long expression is shown as the user wrote it (printing it is costly)
+        shown = to_text(self.expression) if len(self.text) <= 2000 else self.text
+        value_text = _short(shown, 2000)
         return render.render_module(
             lowered,
             expression=self.text.strip(),
-            title=title
-            or f"{_short(to_text(self.expression), 50)} and its gradient, in NumPy.",
+            title=title or f"{_short(shown, 50)} and its gradient, in NumPy.",
             version=__version__,
             command=command or f"symgrad generate {_shell_quote(self.text.strip())}",
             convention=self.convention,

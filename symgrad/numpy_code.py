@@ -34,7 +34,7 @@ class NumpyProgram:
     inputs: tuple[str, ...]
     forward: list[Line]
     backward: list[Line]  # with the upstream gradient `g` (grad_output)
-    default_backward: list[Line]  # for grad_output=None: g = 1 folded away
+    default_backward: list[Line] | None  # grad_output=None: g = 1 folded away
     value: str  # the forward line (or input/literal) holding the value
     gradients: dict[str, str]  # input name -> code of its (unshaped) gradient
     helpers: tuple[str, ...]  # runtime helpers used, without the leading underscore
@@ -157,7 +157,7 @@ class _Emitter:
 
     def _add(self, expr: sp.Expr) -> str:
         parts: list[str] = []
-        terms = expr.args if len(expr.args) > CHUNK else _ordered(expr.args)
+        terms = expr.args  # SymPy's canonical order: deterministic, and no sorting cost
         for term in terms:
             coefficient, rest = term.as_coeff_Mul()
             if coefficient.is_Number and coefficient < 0 and rest is not sp.S.One:
@@ -185,7 +185,7 @@ class _Emitter:
         numerator: list[str] = []
         denominator: list[str] = []
         mask_codes: set[str] = set()
-        ordered = _ordered(tuple(factors))  # scalars first: each array factor is a pass
+        ordered = factors  # scalars first: each array factor is one pass over the data
         ordered = [f for f in ordered if self.is_scalar(f)] + [
             f for f in ordered if not self.is_scalar(f)
         ]
@@ -238,6 +238,7 @@ class _Emitter:
 
 _TAKES_MASKS = F.MASKS | {F.where}
 CHUNK = 16  # terms per line of a long sum
+FOLD_LIMIT = 5000  # steps, above which grad_output=None is not folded into the code
 
 
 def _join(running: str, parts: list[str]) -> str:
@@ -264,10 +265,6 @@ def _helper_names(template: str) -> set[str]:
     import re
 
     return set(re.findall(r"(?<![\w.])_([a-z][a-z0-9_]*)\(", template))
-
-
-def _ordered(args: tuple[sp.Expr, ...]) -> list[sp.Expr]:
-    return sorted(args, key=sp.default_sort_key)
 
 
 def lower(program: Program) -> NumpyProgram:
@@ -297,8 +294,12 @@ def lower(program: Program) -> NumpyProgram:
         if node.index == program.output:
             value = name
 
-    default, default_grads = _backward(program, names, fwd, seed=sp.S.One)
     backward, gradients = _backward(program, names, fwd, seed=None)
+    if len(program.nodes) <= FOLD_LIMIT:
+        default, _ = _backward(program, names, fwd, seed=sp.S.One)
+    else:  # a very large program: one backward pass for both (generating it twice
+        # would double the time to generate, and the file, for a small gain per call)
+        default = None
     return NumpyProgram(
         inputs=program.inputs,
         forward=forward,

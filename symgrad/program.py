@@ -278,9 +278,16 @@ def build(
             adjoint_var[node.index] = adjoint_symbol(node.index)
         order.append(node.index)
         arg_vars = node.factors(nodes)
-        partials = (node.rule.readable_partials if readable else node.rule.partials)(
-            arg_vars, node.var, convention
-        )
+        if node.rule.cls is sp.Mul:  # the product rule, built only where it is needed
+            partials = tuple(
+                sp.Mul(*(arg_vars[:i] + arg_vars[i + 1 :]))
+                if nodes[a].needs_grad
+                else sp.S.Zero
+                for i, a in enumerate(node.args)
+            )
+        else:
+            rule = node.rule.readable_partials if readable else node.rule.partials
+            partials = rule(arg_vars, node.var, convention)
         partials = tuple(  # through a divisor inlined into a product: d(b**e)/db
             p if power is None else p * power * nodes[a].var ** (power - 1)
             for p, a, power in zip(partials, node.args, node.powers, strict=True)

@@ -78,9 +78,10 @@ def _helper_table() -> dict[str, str]:
     runtime = Path(__file__).resolve().parent / "runtime"
     for path in sorted(runtime.glob("*.py")):
         source = path.read_text(encoding="utf-8")
+        lines = source.splitlines()
         for node in ast.parse(source).body:
-            if isinstance(node, ast.FunctionDef):
-                table[node.name] = ast.get_source_segment(source, node) or ""
+            if isinstance(node, ast.FunctionDef):  # whole lines: defs start at column 0
+                table[node.name] = "\n".join(lines[node.lineno - 1 : node.end_lineno])
     return table
 
 
@@ -231,6 +232,13 @@ def _backward_block(program: NumpyProgram) -> str:
     """The backward pass: with grad_output folded away when it is None, else with g."""
     if not program.backward and not program.default_backward:
         return ""  # nothing flows back (x < y): every gradient is 0
+    if program.default_backward is None:  # one pass serves both
+        return "\n".join(
+            [
+                "        g = 1.0 if grad_output is None else np.asarray(grad_output)",
+                _body(program.backward, " " * 8),
+            ]
+        )
     return "\n".join(
         [
             "        if grad_output is None:  # the gradient of sum(value)",
