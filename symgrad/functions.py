@@ -81,6 +81,7 @@ size = _make("size", 1)
 prod_grad = _make("prod_grad", 2)
 safe_recip = _make("safe_recip", 1)
 unbroadcast = _make("unbroadcast", 3)  # (term, target, consumer)
+select = _make("select", 2)  # (mask, value): value where mask, exactly 0 elsewhere
 
 REDUCTIONS: frozenset[type] = frozenset(
     {sum_, mean, prod, amax, amin, norm, norm1, norminf, logsumexp, size}

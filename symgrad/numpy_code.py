@@ -139,7 +139,7 @@ class _Emitter:
         if rule.name == "unbroadcast":  # pragma: no cover - handled above
             raise AssertionError
         codes = [self.emit(a) for a in expr.args]
-        if expr.func is F.where:  # where(c, 1, 0): floats, not an int64 array to cast
+        if expr.func in (F.where, F.select):  # floats, not an int64 array to cast
             codes = [codes[0]] + [
                 literal(sp.Float(a)) if a.is_Integer else c
                 for a, c in zip(expr.args[1:], codes[1:], strict=True)
@@ -236,7 +236,7 @@ class _Emitter:
         return f"{code} ** {exp_code}"
 
 
-_TAKES_MASKS = F.MASKS | {F.where}
+_TAKES_MASKS = F.MASKS | {F.where, F.select}
 CHUNK = 16  # terms per line of a long sum
 FOLD_LIMIT = 5000  # steps, above which grad_output=None is not folded into the code
 

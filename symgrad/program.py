@@ -154,11 +154,10 @@ def _select(partial: sp.Expr, upstream: sp.Expr) -> sp.Expr:
         return upstream * partial
     pieces = [_masked_piece(term) for term in sp.Add.make_args(partial)]
     if all(p is not None for p in pieces):  # c1*[m1] + c2*[m2]: disjoint masks
-        result: sp.Expr = sp.S.Zero
-        for coefficient, condition in reversed(pieces):  # type: ignore[misc]
-            result = F.where(condition, upstream * coefficient, result)
-        return result
-    return F.where(F.ne(partial, 0), upstream * partial, 0)
+        return sp.Add(
+            *(F.select(condition, upstream * c) for c, condition in pieces)  # type: ignore[misc]
+        )
+    return F.select(F.ne(partial, 0), upstream * partial)
 
 
 def _masked_piece(term: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:

@@ -944,6 +944,20 @@ RULES: tuple[Rule, ...] = (
         latex=r"\frac{{1}}{{{0}}}",
         torch=lambda t, x: t.where(x == 0, 0.0, 1 / x),
     ),
+    Rule(
+        "select",
+        F.select,
+        "select(mask, v)",
+        "v where mask holds, exactly 0 elsewhere (even where v is inf or nan)",
+        arity=(2, 2),
+        grad=lambda mask, v, out: (sp.S.Zero, F.ne(mask, 0)),
+        kink="the mask is piecewise constant: no gradient flows into it",
+        numpy="_select({0}, {1})",
+        helpers=("select",),
+        latex=r"\left[{0}\right] {1}",
+        torch=lambda t, m, v: t.where(m != 0, v, t.zeros_like(v)),
+        domain=((-1, 1), (-3, 3)),
+    ),
 )
 
 

@@ -17,7 +17,7 @@ from symgrad.oracles import torch_value_and_grad
 from symgrad.parse import Parsed
 from symgrad.printing import to_text
 
-INTERNAL = {"size", "prod_grad", "safe_recip"}
+INTERNAL = {"size", "prod_grad", "safe_recip", "select"}
 ROWS = [r for r in registry.RULES if r.name not in INTERNAL]
 NAMES = ("x", "y", "z")
 SHAPES = {"x": (2, 3), "y": (3,), "z": ()}

@@ -110,3 +110,20 @@ def safe_recip(x):
     """1 / x, and 0 where x == 0 (PyTorch's convention for norm's gradient at 0)."""
     with np.errstate(divide="ignore"):
         return np.where(x == 0, 0, 1 / np.where(x == 0, 1, x))
+
+
+def select(mask, value):
+    """`value` where `mask` holds and exactly 0 elsewhere, as PyTorch's masked backward
+    passes select (an inf or nan `value` is stopped where the mask is false).
+
+    A product is ten times faster than np.where on an unpredictable mask; the select
+    is redone only when the product met a non-finite value.
+    """
+    if np.asarray(mask).dtype != np.bool_:
+        mask = np.not_equal(mask, 0)
+    out = value * mask
+    if np.ndim(value) == 0 and np.isfinite(value):
+        return out
+    if not np.all(np.isfinite(out)):
+        out = np.where(mask, value, 0 * out)
+    return out
