@@ -268,7 +268,8 @@ def _wrap(part: str) -> str:
 
 
 def find_katex(configured: str = "", start: Path | None = None) -> Path | None:
-    """KaTeX's ``dist`` folder: configured, from the environment, or node_modules."""
+    """KaTeX's ``dist`` folder: configured, from the environment, node_modules, or the
+    copy shipped inside symgrad."""
     candidates: list[Path] = []
     for given in (configured, os.environ.get("SYMGRAD_KATEX_DIR", "")):
         if given:
@@ -278,6 +279,7 @@ def find_katex(configured: str = "", start: Path | None = None) -> Path | None:
             continue
         for folder in (base, *base.resolve().parents):
             candidates.append(folder / "node_modules" / "katex" / "dist")
+    candidates.append(Path(__file__).resolve().parent / "katex")  # shipped in the wheel
     for candidate in candidates:
         if (
             all((candidate / name).is_file() for name in KATEX_FILES)

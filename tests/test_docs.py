@@ -407,3 +407,16 @@ def test_values_at_a_point_from_myst(tmp_path: Path) -> None:
     assert r"\frac{\partial f}{\partial y} &amp;= \left[2.0, 2.0\right]" in text
     assert r"\frac{\partial f}{\partial x}" not in text  # :wrt: y
     assert "katex/katex.min.js" in text and CDN.search(text) is None
+
+
+def test_shipped_katex_is_npms_pinned_copy() -> None:
+    """symgrad/katex (in the wheel, for users' docs) equals package.json's KaTeX."""
+    shipped = ROOT / "symgrad" / "katex"
+    dist = ROOT / "node_modules" / "katex" / "dist"
+    assert dist.is_dir(), "needs KaTeX from npm: run `npm ci`"
+    names = ["katex.min.js", "katex.min.css"] + [
+        f"fonts/{p.name}" for p in sorted((dist / "fonts").glob("*.woff2"))
+    ]
+    for name in names:
+        assert (shipped / name).read_bytes() == (dist / name).read_bytes(), name
+    assert (shipped / "LICENSE").read_bytes() == (dist.parent / "LICENSE").read_bytes()
