@@ -57,6 +57,7 @@ def value_and_grad(x, grad_output=None):
             g = np.asarray(grad_output)
             t1 = np.sign(x)
             grad_x = g * t1
+            del t1
     value = np.asarray(v1)
     keep = (value, grad_output, x)
     return value, (_grad_like(grad_x, x, keep),)

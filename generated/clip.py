@@ -56,13 +56,17 @@ def value_and_grad(x, grad_output=None):
             t1 = (x >= 1.5)
             t2 = (x <= 5.5)
             t3 = np.logical_and(t1, t2)
+            del t1, t2
             grad_x = _select(t3, 1.0)
+            del t3
         else:
             g = np.asarray(grad_output)
             t1 = (x >= 1.5)
             t2 = (x <= 5.5)
             t3 = np.logical_and(t1, t2)
+            del t1, t2
             grad_x = _select(t3, g)
+            del t3
     value = np.asarray(v1)
     keep = (value, grad_output, x)
     return value, (_grad_like(grad_x, x, keep),)

@@ -36,6 +36,7 @@ def forward(x):
     with np.errstate(all="ignore"):
         v1 = x ** 2
         v2 = np.cos(v1)
+        del v1
     return np.asarray(v2)
 
 
@@ -51,11 +52,15 @@ def value_and_grad(x, grad_output=None):
         v2 = np.cos(v1)
         if grad_output is None:  # the gradient of sum(value)
             t1 = np.sin(v1)
+            del v1
             grad_x = -2 * x * t1
+            del t1
         else:
             g = np.asarray(grad_output)
             t1 = np.sin(v1)
+            del v1
             grad_x = -2 * g * x * t1
+            del t1
     value = np.asarray(v2)
     keep = (value, grad_output, x)
     return value, (_grad_like(grad_x, x, keep),)

@@ -50,14 +50,20 @@ def value_and_grad(x, grad_output=None):
         if grad_output is None:  # the gradient of sum(value)
             t1 = x ** 2
             t2 = -t1
+            del t1
             t3 = np.exp(t2)
+            del t2
             grad_x = 1.1283791670955126 * t3
+            del t3
         else:
             g = np.asarray(grad_output)
             t1 = x ** 2
             t2 = -t1
+            del t1
             t3 = np.exp(t2)
+            del t2
             grad_x = 1.1283791670955126 * g * t3
+            del t3
     value = np.asarray(v1)
     keep = (value, grad_output, x)
     return value, (_grad_like(grad_x, x, keep),)

@@ -55,11 +55,13 @@ def value_and_grad(x, grad_output=None):
             t1 = (x == v1)
             t2 = np.count_nonzero(t1)
             grad_x = t1 / t2
+            del t1, t2
         else:
             g = np.asarray(grad_output)
             t1 = (x == v1)
             t2 = np.count_nonzero(t1)
             grad_x = g * t1 / t2
+            del t1, t2
     value = np.asarray(v1)
     keep = (value, grad_output, x)
     return value, (_grad_like(grad_x, x, keep),)

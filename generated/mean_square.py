@@ -36,8 +36,11 @@ def forward(x):
     with np.errstate(all="ignore"):
         v1 = 2 + x
         v2 = v1 ** 2
+        del v1
         v3 = 2 * v2
+        del v2
         v4 = np.mean(v3)
+        del v3
     return np.asarray(v4)
 
 
@@ -52,14 +55,19 @@ def value_and_grad(x, grad_output=None):
         v1 = 2 + x
         v2 = v1 ** 2
         v3 = 2 * v2
+        del v2
         v4 = np.mean(v3)
         if grad_output is None:  # the gradient of sum(value)
             t1 = np.size(v3)
+            del v3
             grad_x = 4 * v1 / t1
+            del t1, v1
         else:
             g = np.asarray(grad_output)
             t1 = np.size(v3)
+            del v3
             grad_x = 4 * g * v1 / t1
+            del t1, v1
     value = np.asarray(v4)
     keep = (value, grad_output, x)
     return value, (_grad_like(grad_x, x, keep),)

@@ -40,9 +40,13 @@ def forward(x):
     with np.errstate(all="ignore"):
         v1 = np.sqrt(np.sum(x * x))
         v2 = v1 ** 2
+        del v1
         v3 = 1 + v2
+        del v2
         v4 = np.cos(v3)
+        del v3
         v5 = np.sin(v4)
+        del v4
     return np.asarray(v5)
 
 
@@ -57,19 +61,26 @@ def value_and_grad(x, grad_output=None):
         v1 = np.sqrt(np.sum(x * x))
         v2 = v1 ** 2
         v3 = 1 + v2
+        del v2
         v4 = np.cos(v3)
         v5 = np.sin(v4)
         if grad_output is None:  # the gradient of sum(value)
             t1 = np.cos(v4)
+            del v4
             t2 = _safe_recip(v1)
             t3 = np.sin(v3)
+            del v3
             grad_x = -2 * v1 * t1 * t2 * t3 * x
+            del t1, t2, t3, v1
         else:
             g = np.asarray(grad_output)
             t1 = np.cos(v4)
+            del v4
             t2 = _safe_recip(v1)
             t3 = np.sin(v3)
+            del v3
             grad_x = -2 * v1 * t1 * t2 * t3 * g * x
+            del t1, t2, t3, v1
     value = np.asarray(v5)
     keep = (value, grad_output, x)
     return value, (_grad_like(grad_x, x, keep),)

@@ -115,7 +115,9 @@ class Derivation:
         """The program of the generated code: every input gets its gradient."""
         return program.build(self.expression, self.inputs, self.inputs, self.convention)
 
-    def module_source(self, *, command: str = "", title: str | None = None) -> str:
+    def module_source(
+        self, *, command: str = "", title: str | None = None, free_early: bool = True
+    ) -> str:
         """A standalone NumPy module computing the value and the gradient."""
         problem = render.check_input_names(self.inputs)
         if problem:
@@ -143,16 +145,18 @@ class Derivation:
             value_doc=[f"f({', '.join(self.inputs)}) = {value_text}"],
             gradient_doc=gradient_doc,
             notes=self.notes,
+            free_early=free_early,
         )
 
     @cached_property
     def module(self) -> types.ModuleType:
         """The generated module, compiled in memory (our own generated source only)."""
-        source = self.module_source()
-        module = types.ModuleType("symgrad_generated")
-        code = compile(source, "<symgrad generated>", "exec")
-        exec(code, module.__dict__)  # noqa: S102 - symgrad's generated code, not input
-        return module
+        return _compile(self.module_source())
+
+    @cached_property
+    def traced_module(self) -> types.ModuleType:
+        """The same module keeping every intermediate in its locals (for the steps)."""
+        return _compile(self.module_source(free_early=False))
 
     def evaluate(self, values: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
         """Value and gradients at the given input values (NumPy arrays or numbers)."""
@@ -177,6 +181,13 @@ class Derivation:
             ) from None
         value, grads = self.module.value_and_grad(*args)
         return value, dict(zip(self.inputs, grads, strict=True))
+
+
+def _compile(source: str) -> types.ModuleType:
+    module = types.ModuleType("symgrad_generated")
+    code = compile(source, "<symgrad generated>", "exec")
+    exec(code, module.__dict__)  # noqa: S102 - symgrad's generated code, not input
+    return module
 
 
 @contextlib.contextmanager

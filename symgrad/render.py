@@ -14,6 +14,7 @@ import keyword
 import re
 import textwrap
 from pathlib import Path
+from typing import Any
 
 from symgrad.numpy_code import Line, NumpyProgram
 
@@ -121,8 +122,41 @@ def wrap(prefix: str, code: str, indent: str, width: int = LINE_WIDTH) -> list[s
 def _body(lines: list[Line], indent: str) -> str:
     out: list[str] = []
     for line in lines:
-        out.extend(wrap(f"{line.name} = ", line.code, indent))
+        if line.name:
+            out.extend(wrap(f"{line.name} = ", line.code, indent))
+        else:  # a statement of its own (del)
+            out.extend(wrap("", line.code, indent))
     return "\n".join(out)
+
+
+_TEMPORARY = re.compile(r"\b[vgt]\d+\b")
+
+
+def with_deletions(lines: list[Line], keep: set[str], later: set[str]) -> list[Line]:
+    """`lines` with `del` after each temporary's last use, so that large arrays are
+    freed as soon as they are dead; names in `keep` (results) or used `later` stay."""
+    last: dict[str, int] = {}
+    for i, line in enumerate(lines):
+        for name in _TEMPORARY.findall(line.code):
+            last[name] = i
+        if line.name and _TEMPORARY.fullmatch(line.name):
+            last.setdefault(line.name, i)  # defined and never used: dead at once
+    dead_after: dict[int, list[str]] = {}
+    for name, i in last.items():
+        if name not in keep and name not in later:
+            dead_after.setdefault(i, []).append(name)
+    out: list[Line] = []
+    for i, line in enumerate(lines):
+        out.append(line)
+        if i in dead_after:
+            names = sorted(dead_after[i], key=lambda n: (n[0], int(n[1:])))
+            for start in range(0, len(names), 8):  # short lines: del cannot be wrapped
+                out.append(Line("", "del " + ", ".join(names[start : start + 8])))
+    return out
+
+
+def _uses(lines: list[Line] | None) -> set[str]:
+    return {n for line in lines or [] for n in _TEMPORARY.findall(line.code)}
 
 
 def _doc_block(items: list[str], indent: str = "    ", limit: int = 40) -> str:
@@ -156,10 +190,22 @@ def render_module(
     value_doc: list[str],
     gradient_doc: list[str],
     notes: list[str],
+    free_early: bool = True,
 ) -> str:
-    """The text of a standalone module for `program`."""
+    """The text of a standalone module for `program`.
+
+    `free_early` deletes each temporary after its last use (less memory); without it
+    every intermediate value stays readable in the functions' locals (for the steps).
+    """
     inputs = program.inputs
     helpers = tuple(sorted(set(program.helpers) | set(ALWAYS_HELPERS)))
+
+    def deleting(
+        lines: list[Line] | None, keep: set[str], later: set[str]
+    ) -> list[Line]:
+        lines = lines or []
+        return with_deletions(lines, keep, later) if free_early else lines
+
     sources = helper_sources(helpers)
     imports = ["import math", ""] if any("math." in s for s in sources) else []
     imports.append("import numpy as np")
@@ -217,9 +263,21 @@ def render_module(
         "signature": signature,
         "signature_grad": signature_grad,
         "convert": convert,
-        "forward_body": _body(program.forward, " " * 8) or "        pass",
+        "forward_body": _body(
+            deleting(program.forward, {program.value}, set()), " " * 8
+        )
+        or "        pass",
+        "vag_forward_body": _body(
+            deleting(
+                program.forward,
+                {program.value},
+                _uses(program.backward) | _uses(program.default_backward),
+            ),
+            " " * 8,
+        )
+        or "        pass",
         "value": program.value,
-        "backward_block": _backward_block(program),
+        "backward_block": _backward_block(program, deleting),
         "gradient_return": gradient_return,
         "keep": keep,
         "backward_call": backward_call,
@@ -228,24 +286,26 @@ def render_module(
     return _environment().get_template("module.py.jinja").render(**context)
 
 
-def _backward_block(program: NumpyProgram) -> str:
+def _backward_block(program: NumpyProgram, deleting: Any) -> str:
     """The backward pass: with grad_output folded away when it is None, else with g."""
     if not program.backward and not program.default_backward:
         return ""  # nothing flows back (x < y): every gradient is 0
+    keep = {program.value, *program.gradients.values()}
     if program.default_backward is None:  # one pass serves both
         return "\n".join(
             [
                 "        g = 1.0 if grad_output is None else np.asarray(grad_output)",
-                _body(program.backward, " " * 8),
+                _body(deleting(program.backward, keep, set()), " " * 8),
             ]
         )
     return "\n".join(
         [
             "        if grad_output is None:  # the gradient of sum(value)",
-            _body(program.default_backward, " " * 12) or "            pass",
+            _body(deleting(program.default_backward, keep, set()), " " * 12)
+            or "            pass",
             "        else:",
             "            g = np.asarray(grad_output)",
-            _body(program.backward, " " * 12),
+            _body(deleting(program.backward, keep, set()), " " * 12),
         ]
     ).rstrip()
 

@@ -548,7 +548,7 @@ def _run_generated(
     derivation: Derivation, at: Mapping[str, Any]
 ) -> tuple[dict[str, Any], Any, dict[str, Any]]:
     """Run the generated `value_and_grad` once; its local variables when it returns."""
-    module = derivation.module  # compile first, outside the profiled call
+    module = derivation.traced_module  # compile first, outside the profiled call
     code = module.value_and_grad.__code__
     captured: dict[str, Any] = {}
 
@@ -556,12 +556,14 @@ def _run_generated(
         if event == "return" and frame.f_code is code:
             captured.update(frame.f_locals)
 
+    derivation.evaluate(at)  # checks the values (names, shapes) and says what is wrong
     previous = sys.getprofile()
     sys.setprofile(profile)
     try:
-        value, gradients = derivation.evaluate(at)
+        value, grads = module.value_and_grad(*(at[n] for n in derivation.inputs))
     finally:
         sys.setprofile(previous)
+    gradients = dict(zip(derivation.inputs, grads, strict=True))
     return captured, value, gradients
 
 
