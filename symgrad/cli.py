@@ -20,6 +20,7 @@ EXAMPLES = """\
 examples:
   symgrad derive "cos(x**2)"
   symgrad derive "cos(x**2)" --at x=0.5
+  symgrad derive "cos(x**2)" --steps --at x=0.5
   symgrad derive "sin(cos(norm(x)**2 + 1))" --at "x=[0.3,-0.7,1.1]"
   symgrad derive "x**2 + y**2" --wrt y --format latex
   symgrad derive "abs(x)" --convention jax --format json
