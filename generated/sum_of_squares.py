@@ -55,23 +55,22 @@ def value_and_grad(x, y, grad_output=None):
         v1 = x ** 2
         v2 = y ** 2
         v3 = v1 + v2
+        del v1, v2
         if grad_output is None:  # the gradient of sum(value)
-            t1 = _unbroadcast(1, np.shape(v1), np.shape(v3))
-            del v1
+            shape1 = np.broadcast_shapes(np.shape(x), np.shape(y))
+            t1 = _unbroadcast(1, np.shape(x), shape1)
             grad_x = 2 * t1 * x
             del t1
-            t2 = _unbroadcast(1, np.shape(v2), np.shape(v3))
-            del v2
+            t2 = _unbroadcast(1, np.shape(y), shape1)
             grad_y = 2 * t2 * y
             del t2
         else:
             g = np.asarray(grad_output)
-            t1 = _unbroadcast(g, np.shape(v1), np.shape(v3))
-            del v1
+            shape1 = np.broadcast_shapes(np.shape(x), np.shape(y))
+            t1 = _unbroadcast(g, np.shape(x), shape1)
             grad_x = 2 * x * t1
             del t1
-            t2 = _unbroadcast(g, np.shape(v2), np.shape(v3))
-            del v2
+            t2 = _unbroadcast(g, np.shape(y), shape1)
             grad_y = 2 * y * t2
             del t2
     value = np.asarray(v3)

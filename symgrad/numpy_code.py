@@ -75,6 +75,8 @@ class _Emitter:
     counter: int = 0
     mask_vars: set[sp.Expr] = field(default_factory=set)
     scalar_vars: set[sp.Expr] = field(default_factory=set)
+    shapes: dict[sp.Expr, str] = field(default_factory=dict)
+    shape_names: dict[str, str] = field(default_factory=dict)
 
     def is_mask(self, expr: sp.Expr) -> bool:
         """Whether `expr` holds NumPy booleans (a comparison, or a name for one)."""
@@ -93,6 +95,17 @@ class _Emitter:
         if expr.func is F.unbroadcast:  # a scalar stays one; so does a scalar's share
             return self.is_scalar(expr.args[0]) or self.is_scalar(expr.args[1])
         return all(self.is_scalar(a) for a in expr.args)
+
+    def shape(self, expr: sp.Expr) -> str:
+        """Code for the shape of a step's value, from the inputs it depends on: the
+        step's array itself need not stay alive until the backward pass asks."""
+        code = self.shapes.get(expr) or f"np.shape({self.emit(expr)})"
+        if not code.startswith("np.broadcast_shapes"):
+            return code
+        if code not in self.shape_names:  # name a broadcast shape once: shape1, ...
+            self.shape_names[code] = f"shape{len(self.shape_names) + 1}"
+            self.lines.append(Line(self.shape_names[code], code))
+        return self.shape_names[code]
 
     def emit(self, expr: sp.Expr, name: str | None = None) -> str:
         """The code for `expr`: a name or a literal; adds lines for what is new."""
@@ -129,9 +142,10 @@ class _Emitter:
         if isinstance(expr, sp.Pow):
             return self._pow(expr)
         if expr.func is F.unbroadcast:
-            term, target, consumer = (self.emit(a) for a in expr.args)
+            term = self.emit(expr.args[0])
+            target, consumer = (self.shape(a) for a in expr.args[1:])
             self.helpers.add("unbroadcast")
-            return f"_unbroadcast({term}, np.shape({target}), np.shape({consumer}))"
+            return f"_unbroadcast({term}, {target}, {consumer})"
         rule = registry.rule_for(expr)
         self.helpers.update(rule.helpers)
         if expr.func is F.sum_ and self.is_mask(expr.args[0]):  # count, no float copy
@@ -249,6 +263,16 @@ def _join(running: str, parts: list[str]) -> str:
     return text[2:] if text.startswith("+ ") else "-" + text[2:]
 
 
+def _shape_code(deps: frozenset[str], inputs: tuple[str, ...]) -> str:
+    """The shape of an elementwise step: its inputs' shapes broadcast together."""
+    names = [n for n in inputs if n in deps]
+    if not names:
+        return "()"  # a reduction's result or a constant
+    if len(names) == 1:
+        return f"np.shape({names[0]})"
+    return "np.broadcast_shapes(" + ", ".join(f"np.shape({n})" for n in names) + ")"
+
+
 def _constant_call(expr: sp.Expr, codes: list[str]) -> str:
     """NumPy code for a constant SymPy could not give a real value (log(-1), 1/0)."""
     if isinstance(expr, sp.Pow):
@@ -289,6 +313,7 @@ def lower(program: Program) -> NumpyProgram:
             fwd.mask_vars.add(node.var)
         if not node.deps:
             fwd.scalar_vars.add(node.var)
+        fwd.shapes[node.var] = _shape_code(node.deps, program.inputs)
         forward.append(Line(name, code, ""))
         names.setdefault(node.local, name)
         if node.index == program.output:
@@ -329,6 +354,7 @@ def _backward(
         helpers=fwd.helpers,
         mask_vars=fwd.mask_vars,
         scalar_vars=set(fwd.scalar_vars),
+        shapes=fwd.shapes,
     )
     inline: dict[sp.Expr, sp.Expr] = {}
     if seed is None:
