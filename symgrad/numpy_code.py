@@ -263,9 +263,9 @@ def _join(running: str, parts: list[str]) -> str:
     return text[2:] if text.startswith("+ ") else "-" + text[2:]
 
 
-def _shape_code(deps: frozenset[str], inputs: tuple[str, ...]) -> str:
+def _shape_code(deps: frozenset[str], order: dict[str, int]) -> str:
     """The shape of an elementwise step: its inputs' shapes broadcast together."""
-    names = [n for n in inputs if n in deps]
+    names = sorted(deps, key=order.__getitem__)
     if not names:
         return "()"  # a reduction's result or a constant
     if len(names) == 1:
@@ -299,6 +299,7 @@ def lower(program: Program) -> NumpyProgram:
             names[node.var] = node.var.name
     forward: list[Line] = []
     fwd = _Emitter(names, forward, "v")
+    order = {name: i for i, name in enumerate(program.inputs)}
     value = ""
     for node in program.nodes:
         if node.rule is None:
@@ -313,7 +314,7 @@ def lower(program: Program) -> NumpyProgram:
             fwd.mask_vars.add(node.var)
         if not node.deps:
             fwd.scalar_vars.add(node.var)
-        fwd.shapes[node.var] = _shape_code(node.deps, program.inputs)
+        fwd.shapes[node.var] = _shape_code(node.deps, order)
         forward.append(Line(name, code, ""))
         names.setdefault(node.local, name)
         if node.index == program.output:
