@@ -24,7 +24,7 @@ from symgrad import functions as F
 from symgrad import numpy_code, program, render
 from symgrad.errors import SymgradError
 from symgrad.parse import Parsed, parse
-from symgrad.printing import to_latex, to_sympy_text, to_text
+from symgrad.printing import latex_name, to_latex, to_sympy_text, to_text
 from symgrad.registry import SMOOTH
 
 CONVENTIONS = ("torch", "jax")
@@ -313,7 +313,7 @@ def _notes(expr: sp.Expr, convention: str) -> list[str]:
 
 
 def _latex_name(name: str) -> str:
-    return name if len(name) == 1 else rf"\mathrm{{{name}}}".replace("_", r"\_")
+    return latex_name(name)
 
 
 def _short(text: str, limit: int = 70) -> str:

@@ -250,7 +250,23 @@ def to_sympy_text(expr: sp.Expr) -> str:
 
 def to_latex(expr: sp.Expr) -> str:
     """Print as LaTeX math (no surrounding dollars)."""
-    return SymgradLatexPrinter({"mul_symbol": None}).doprint(expr)
+    names = {}
+    if isinstance(expr, sp.Basic):
+        for symbol in expr.free_symbols:
+            name = latex_name(symbol.name)
+            if name != symbol.name:
+                names[symbol] = name
+    return SymgradLatexPrinter({"mul_symbol": None, "symbol_names": names}).doprint(
+        expr
+    )
+
+
+def latex_name(name: str) -> str:
+    """An input's name in LaTeX: `lo` upright as one word (not l times o); Greek
+    letters and subscripts (`alpha`, `x_1`) as SymPy writes them."""
+    if len(name) > 1 and name.isalpha() and sp.latex(sp.Symbol(name)) == name:
+        return rf"\mathrm{{{name}}}"
+    return sp.latex(sp.Symbol(name))
 
 
 __all__ = ["to_text", "to_sympy_text", "to_latex", "PRECEDENCE"]
