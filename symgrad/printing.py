@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
-from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from symgrad import functions as F
@@ -269,4 +268,4 @@ def latex_name(name: str) -> str:
     return sp.latex(sp.Symbol(name))
 
 
-__all__ = ["to_text", "to_sympy_text", "to_latex", "PRECEDENCE"]
+__all__ = ["latex_name", "to_latex", "to_sympy_text", "to_text"]

@@ -26,7 +26,6 @@ the upstream gradient and sums them back to each argument's shape.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +36,6 @@ from symgrad import functions as F
 
 Partials = Callable[..., tuple[sp.Expr, ...]]
 
-INF = math.inf
 SMOOTH = "smooth wherever it is defined"
 
 
@@ -86,10 +84,7 @@ class Rule:
         return self.partials(args, out, convention)
 
 
-# Shorthands for writing rules.
-x_, y_ = sp.symbols("x y", real=True)
-sqrt, exp, log, pi = sp.sqrt, sp.exp, sp.log, sp.pi
-HALF = sp.Rational(1, 2)
+# The default p of norm(x, p).
 TWO = sp.Integer(2)
 
 
