@@ -163,6 +163,10 @@ def plot_options(parser: argparse.ArgumentParser) -> None:
         metavar="y=1",
         help="fixed values for the inputs that are not varied",
     )
+    _convention_option(parser)
+
+
+def _convention_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--convention",
         choices=("torch", "jax"),
@@ -182,12 +186,7 @@ def _expression_options(parser: argparse.ArgumentParser) -> None:
         metavar="x,y",
         help="input names in argument order (default: order of first appearance)",
     )
-    parser.add_argument(
-        "--convention",
-        choices=("torch", "jax"),
-        default="torch",
-        help="values at kinks: PyTorch's (default) or JAX's",
-    )
+    _convention_option(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -208,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def _expression_text(args: argparse.Namespace) -> str:
+def expression_text(args: argparse.Namespace) -> str:
     """EXPR, or standard input for '-' (read once)."""
     if getattr(args, "expression_text", None) is None:
         text = args.expression
@@ -228,7 +227,7 @@ def _derive(args: argparse.Namespace) -> Any:
     from symgrad.derivation import derive
 
     return derive(
-        _expression_text(args),
+        expression_text(args),
         wrt=_names(getattr(args, "wrt", None)),
         inputs=_names(args.inputs),
         convention=args.convention,
@@ -320,7 +319,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def _regenerate_command(args: argparse.Namespace) -> list[str]:
     import shlex
 
-    text = _expression_text(args)
+    text = expression_text(args)
     quoted = shlex.quote(text) if len(text) <= 200 else "-"
     parts = ["symgrad", "generate", quoted, "-o", shlex.quote(args.output)]
     if args.name:

@@ -92,8 +92,9 @@ def run(args: argparse.Namespace) -> int:
     """`symgrad plot`: write the PNG; status 2 and one line on bad input."""
     try:
         require_matplotlib()
-        text = sys.stdin.read() if args.expression == "-" else args.expression
-        derivation = derive(text.strip(), convention=args.convention)
+        from symgrad.cli import expression_text
+
+        derivation = derive(expression_text(args), convention=args.convention)
         lo, hi = parse_range(args.range)
         fixed = _parse_fixed(args.at)
         data = plot_data(derivation, wrt=args.wrt, lo=lo, hi=hi, fixed=fixed)
