@@ -19,7 +19,7 @@ def _arg_symbols(rule: registry.Rule) -> tuple[sp.Symbol, ...]:
     names = [n.strip() for n in inside.split(",") if n.strip() and n.strip() != "..."]
     names = [n for n in names if n.isidentifier()]
     if rule.cls is sp.polygamma:
-        return (sp.Integer(0), sp.Symbol("x", real=True))
+        return (sp.Integer(2), sp.Symbol("x", real=True))
     if len(names) < rule.arity[0]:
         names = list(_ARG_NAMES.get(rule.arity[0], ("x",)))
     return tuple(sp.Symbol(n, real=True) for n in names[: rule.arity[0]])
@@ -29,30 +29,14 @@ def catalog_rows(public_only: bool = True) -> list[dict[str, Any]]:
     """One entry per function of the language: signature, derivative rule, kink."""
     rows = []
     for rule in registry.RULES:
-        public = bool(rule.names) or rule.name in (
-            "add",
-            "mul",
-            "pow",
-            "norm1",
-            "norminf",
-            "polygamma",
-            "lt",
-            "le",
-            "gt",
-            "ge",
-            "eq",
-            "ne",
-            "and",
-            "or",
-            "not",
-        )
+        public = rule.is_public
         if public_only and not public:
             continue
         args = _arg_symbols(rule)
         if rule.cls in (sp.Add, sp.Mul, sp.Pow):
             node = rule.cls(*args, evaluate=False)
         else:
-            node = rule.cls(*args)
+            node = rule.to_sympy(*args)
         partials = rule.readable_partials(args, node)
         derivative = {}
         for arg, partial in zip(args, partials, strict=True):

@@ -73,7 +73,7 @@ def _errors(got: np.ndarray, want: np.ndarray) -> tuple[float, float, bool, int]
 def _smooth_points(
     derivation: Derivation, rng: np.random.Generator, count: int, shape: tuple[int, ...]
 ) -> list[list[np.ndarray]]:
-    module = derivation.module
+    module = derivation.function
     points: list[list[np.ndarray]] = []
     attempts = 0
     while len(points) < count and attempts < count * 20:
@@ -98,7 +98,7 @@ def _kink_values(expr: sp.Expr) -> list[float]:
 def run_check(derivation: Derivation, points: int = 20, seed: int = 0) -> Report:
     """Compare the generated code with finite differences, mpmath and PyTorch."""
     rng = np.random.default_rng(seed)
-    module = derivation.module
+    module = derivation.function
     inputs = derivation.inputs
     report = Report()
     if not inputs:

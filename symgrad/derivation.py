@@ -9,10 +9,7 @@ on demand, the NumPy module that computes the same program (used for `--at` and 
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
-import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,7 +18,7 @@ from typing import Any
 import sympy as sp
 
 from symgrad import functions as F
-from symgrad import numpy_code, program, render
+from symgrad import numpy_code, program, render, reverse
 from symgrad.errors import SymgradError
 from symgrad.parse import Parsed, parse
 from symgrad.printing import latex_name, to_latex, to_sympy_text, to_text
@@ -44,6 +41,7 @@ class Derivation:
     convention: str
     derivatives: dict[str, sp.Expr] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    parsed: Parsed | None = field(default=None, repr=False)
 
     # --- formats ----------------------------------------------------------------------
     def text_lines(self) -> list[str]:
@@ -111,19 +109,30 @@ class Derivation:
 
     # --- numbers ----------------------------------------------------------------------
     @cached_property
-    def exact_program(self) -> program.Program:
-        """The program of the generated code: every input gets its gradient."""
-        return program.build(self.expression, self.inputs, self.inputs, self.convention)
+    def program(self) -> reverse.Program:
+        """The reverse program over the graph of the expression as written: what the
+        generated code, `--at`, the steps, plot and check all compute."""
+        parsed = self.parsed if self.parsed is not None else parse(self.text)
+        return reverse.build_program(
+            parsed.text,
+            parsed.graph,
+            parsed.output,
+            self.inputs,
+            wrt=self.inputs,
+            convention=self.convention,
+        )
+
+    @cached_property
+    def function(self) -> reverse.Function:
+        """forward, backward and value_and_grad as the generated module has them,
+        computed by the evaluator over the same program."""
+        return reverse.Function(self.program)
 
     def module_source(
         self, *, command: str = "", title: str | None = None, free_early: bool = True
     ) -> str:
         """A standalone NumPy module computing the value and the gradient."""
-        problem = render.check_input_names(self.inputs)
-        if problem:
-            raise SymgradError(problem)
-        with _no_gc():
-            lowered = numpy_code.lower(self.exact_program)
+        lowered = numpy_code.lower(self.program)
         from symgrad import __version__
 
         if self.derivatives:
@@ -148,17 +157,9 @@ class Derivation:
             free_early=free_early,
         )
 
-    @cached_property
-    def module(self) -> types.ModuleType:
-        """The generated module, compiled in memory (our own generated source only)."""
-        return _compile(self.module_source())
-
-    @cached_property
-    def traced_module(self) -> types.ModuleType:
-        """The same module keeping every intermediate in its locals (for the steps)."""
-        return _compile(self.module_source(free_early=False))
-
-    def evaluate(self, values: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    def evaluate(
+        self, values: Mapping[str, Any], grad_output: Any = None
+    ) -> tuple[Any, dict[str, Any]]:
         """Value and gradients at the given input values (NumPy arrays or numbers)."""
         missing = [n for n in self.inputs if n not in values]
         if missing:
@@ -173,39 +174,13 @@ class Derivation:
 
         args = [values[n] for n in self.inputs]
         try:
-            with np.errstate(all="raise"):
-                np.broadcast_shapes(*(np.shape(a) for a in args))
+            np.broadcast_shapes(*(np.shape(a) for a in args))
         except ValueError as exc:
             raise SymgradError(
                 f"--at: the input shapes do not broadcast: {exc}"
             ) from None
-        value, grads = self.module.value_and_grad(*args)
-        return value, dict(zip(self.inputs, grads, strict=True))
-
-
-def _compile(source: str) -> types.ModuleType:
-    module = types.ModuleType("symgrad_generated")
-    code = compile(source, "<symgrad generated>", "exec")
-    exec(code, module.__dict__)  # noqa: S102 - symgrad's generated code, not input
-    return module
-
-
-@contextlib.contextmanager
-def _no_gc():  # type: ignore[no-untyped-def]
-    """Pause the cyclic garbage collector while building large SymPy graphs.
-
-    Building a program allocates many small objects that live until the end; with the
-    collector on, its full passes make the time grow faster than the expression's size
-    (measured: 0.57 s, 2.3 s, 9.0 s for Rosenbrock n = 1000, 3000, 10000; without: 0.41,
-    1.25, 4.5 s).
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+        value, grads = self.program.value_and_grad(values, grad_output)
+        return value, {n: grads[n] for n in self.wrt}
 
 
 def derive(
@@ -216,8 +191,7 @@ def derive(
     convention: str = "torch",
 ) -> Derivation:
     """Parse `text` and differentiate it with respect to each input (or `wrt`)."""
-    with _no_gc():
-        return _derive(text, wrt=wrt, inputs=inputs, convention=convention)
+    return _derive(text, wrt=wrt, inputs=inputs, convention=convention)
 
 
 def _derive(
@@ -244,6 +218,7 @@ def _derive(
         inputs=names,
         wrt=wanted,
         convention=convention,
+        parsed=parsed,
     )
     derivation.notes = _notes(parsed.expr, convention)
     if len(parsed.text) <= DISPLAY_LIMIT:

@@ -21,51 +21,62 @@ from __future__ import annotations
 
 import ast
 import difflib
+import io
 import math
-import sys
-import threading
-from collections.abc import Callable, Iterator
+import tokenize
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import sympy as sp
 
-from symgrad import functions as F
 from symgrad import registry
 from symgrad.errors import SymgradError
+from symgrad.graph import Graph, Node
 
-# Exact numbers (integers, numerators, denominators) may have at most this many bits;
-# `9**9**9**9` would otherwise take SymPy forever and all memory.
+# Integer literals may have at most this many bits (larger ones are refused before
+# Python converts them; up to it, an integer too large for a float is inf, as a float
+# literal such as 1e400 is).
 MAX_INT_BITS = 4096
-# Levels of nesting of the built expression (chains such as `a < b < c`, `a and b and c`
-# and `max(a, b, c)` count one level per link; `a + b + c` and `a * b * c` are flat).
+# Levels of nesting (chains such as `a < b < c`, `a and b and c` and `max(a, b, c)`
+# count one level per link; `a + b + c` and `a * b * c` are flat). Formulas are shown
+# through SymPy, whose printers recurse through the nesting.
 MAX_DEPTH = 100
-# Parsing runs in a thread with a large stack, so that long chains such as a 10,000-term
-# sum (which CPython's parser nests deeply) parse instead of hitting the recursion
-# limit.
-PARSE_STACK_BYTES = 512 * 1024 * 1024
-PARSE_RECURSION_LIMIT = 1_000_000
-# SymPy evaluates these exactly at rational arguments through factorials and harmonic
-# numbers; beyond this size (numerator or denominator) the argument is made a float.
-MAX_FACTORIAL_ARG = 100
-_FACTORIAL_LIKE = (
-    sp.gamma,
-    sp.loggamma,
-    sp.polygamma,
-    sp.digamma,
-    sp.trigamma,
-    sp.factorial,
-    sp.harmonic,
+# A top-level sum of more terms than this is parsed term by term: Python's parser
+# nests `a + b + c ...` one level per term and stops near 1,000 levels.
+CHUNK_TERMS = 200
+# Names an input may not have: they are the generated module's own.
+RESERVED_INPUTS = frozenset(
+    {
+        "np",
+        "math",
+        "grad_output",
+        "forward",
+        "backward",
+        "value_and_grad",
+        "jvp",
+        "hvp",
+        "hessian",
+        "INPUTS",
+        "EXPRESSION",
+        "CONVENTION",
+    }
 )
-# Exact roots of integers above this size (bits) cost a primality test: floats instead.
-MAX_EXACT_ROOT_BITS = 64
 
 _COMPARE = {
-    ast.Lt: F.lt,
-    ast.LtE: F.le,
-    ast.Gt: F.gt,
-    ast.GtE: F.ge,
-    ast.Eq: F.eq,
-    ast.NotEq: F.ne,
+    ast.Lt: "lt",
+    ast.LtE: "le",
+    ast.Gt: "gt",
+    ast.GtE: "ge",
+    ast.Eq: "eq",
+    ast.NotEq: "ne",
+}
+_ARITHMETIC = {
+    ast.Add: "add",
+    ast.Sub: "sub",
+    ast.Mult: "mul",
+    ast.Div: "div",
+    ast.Pow: "pow",
 }
 _UNSUPPORTED_BINOP = {
     ast.FloorDiv: "'//' is not supported; write floor(a / b)",
@@ -84,11 +95,17 @@ _PRODUCTS = (ast.Mult, ast.Div)
 
 @dataclass(frozen=True)
 class Parsed:
-    """A parsed expression: its SymPy form and its inputs in order of appearance."""
+    """A parsed expression: its graph, output node and inputs in order of appearance."""
 
     text: str
-    expr: sp.Expr
+    graph: Graph
+    output: Node
     inputs: tuple[str, ...]
+
+    @cached_property
+    def expr(self) -> sp.Expr:
+        """The expression as SymPy (for display: formulas, LaTeX, simplification)."""
+        return to_sympy(self.output)
 
 
 def symbol(name: str) -> sp.Symbol:
@@ -96,8 +113,45 @@ def symbol(name: str) -> sp.Symbol:
     return sp.Symbol(name, real=True)
 
 
+def to_sympy(output: Node) -> sp.Expr:
+    """The SymPy form of a graph node, built from the registry rows (for display)."""
+    from symgrad.graph import ancestors
+
+    built: dict[int, sp.Expr] = {}
+    for node in ancestors([output]):
+        if node.op == "input":
+            built[node.id] = symbol(node.name or "")
+        elif node.op == "const":
+            built[node.id] = _sympy_number(node.value)  # type: ignore[arg-type]
+        elif node.op == "dtype":
+            built[node.id] = sp.S.One
+        else:
+            rule = registry.BY_NAME[node.op]
+            args = [built[a.id] for a in node.args]
+            try:
+                built[node.id] = rule.to_sympy(*args)
+            except (ArithmeticError, ValueError, TypeError):
+                built[node.id] = sp.nan
+            if built[node.id].has(sp.zoo, sp.I, sp.AccumBounds):
+                if rule.cls is not None:
+                    built[node.id] = rule.cls(*args, evaluate=False)
+    return built[output.id]
+
+
+def _sympy_number(value: float | bool) -> sp.Expr:
+    if type(value) is bool:
+        return sp.S.One if value else sp.S.Zero
+    if math.isnan(value):
+        return sp.nan
+    if math.isinf(value):
+        return sp.oo if value > 0 else -sp.oo
+    if value.is_integer() and abs(value) < 2**53:
+        return sp.Integer(int(value))
+    return sp.Float(value)
+
+
 def parse(text: str) -> Parsed:
-    """Parse `text` into a SymPy expression; raise SymgradError with a column if bad."""
+    """Parse `text` into an expression graph; raise SymgradError with a column if bad."""
     if not isinstance(text, str):
         raise SymgradError(f"expected an expression string, got {type(text).__name__}")
     if not text.strip():
@@ -106,9 +160,13 @@ def parse(text: str) -> Parsed:
     tree = _python_parse(source, text, colmap)
     builder = _Builder(text, source, colmap)
     builder.validate(tree)
-    expr = builder.build(tree.body)
     inputs = sorted(builder.first_column, key=builder.first_column.__getitem__)
-    return Parsed(text=text, expr=expr, inputs=tuple(inputs))
+    for name in inputs:  # inputs first, in order of appearance
+        builder.graph.input(name)
+    output = builder.build(tree.body)
+    if output.is_mask:  # a mask's value is a number: 0/1 in the inputs' dtype
+        output = builder.graph.as_number(output)
+    return Parsed(text=text, graph=builder.graph, output=output, inputs=tuple(inputs))
 
 
 def _rewrite_caret_power(text: str) -> tuple[str, list[int]]:
@@ -133,30 +191,10 @@ def _rewrite_caret_power(text: str) -> tuple[str, list[int]]:
 
 
 def _python_parse(source: str, text: str, colmap: list[int]) -> ast.Expression:
-    result: dict[str, object] = {}
-
-    def target() -> None:
-        old = sys.getrecursionlimit()
-        sys.setrecursionlimit(max(old, PARSE_RECURSION_LIMIT))
-        try:
-            result["tree"] = ast.parse(source, mode="eval")
-        except BaseException as exc:  # reported below, in the caller's thread
-            result["error"] = exc
-        finally:
-            sys.setrecursionlimit(old)
-
-    old_size = threading.stack_size()
-    threading.stack_size(PARSE_STACK_BYTES)
+    """Python's parser on `source`; a long top-level sum is parsed term by term."""
     try:
-        thread = threading.Thread(target=target, name="symgrad-parse")
-        thread.start()
-        thread.join()
-    finally:
-        threading.stack_size(old_size)
-    error = result.get("error")
-    if error is None:
-        return result["tree"]  # type: ignore[return-value]
-    if isinstance(error, SyntaxError):
+        return _parse_chunked(source) or ast.parse(source, mode="eval")
+    except SyntaxError as error:
         column = _syntax_error_column(error, source, colmap)
         message = (error.msg or "invalid syntax").split(" (")[0]
         if not error.offset and message == "invalid syntax":
@@ -166,10 +204,81 @@ def _python_parse(source: str, text: str, colmap: list[int]) -> ast.Expression:
         elif "Exceeds the limit" in message:
             message = "number literal too long"
         raise SymgradError(f"syntax error: {message}", text, column) from None
-    if isinstance(error, (RecursionError, MemoryError)):
+    except (RecursionError, MemoryError):
         message = "expression is nested too deeply to parse"
         raise SymgradError(message, text, 0) from None
-    raise SymgradError(f"cannot parse the expression: {error}", text, 0) from None
+    except ValueError as error:  # e.g. a null character
+        raise SymgradError(f"cannot parse the expression: {error}", text, 0) from None
+
+
+def _parse_chunked(source: str) -> ast.Expression | None:
+    """A long sum `t1 + t2 - t3 ...` parsed one term at a time, else None.
+
+    Only when every operator at the top level (outside brackets) is a binary + or -:
+    comparisons and `and`/`or` bind more loosely, so splitting there would be wrong.
+    The terms' column offsets are shifted to their place in `source`.
+    """
+    if source.count("+") + source.count("-") < CHUNK_TERMS:
+        return None
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return None
+    depth, cuts, previous = 0, [], None
+    for token in tokens:
+        if token.type in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER):
+            continue
+        if token.type == tokenize.OP and token.string in "([{":
+            depth += 1
+        elif token.type == tokenize.OP and token.string in ")]}":
+            depth -= 1
+        elif depth == 0 and token.type == tokenize.OP and token.string in "+-":
+            binary = previous is not None and (
+                previous.type in (tokenize.NAME, tokenize.NUMBER)
+                and previous.string not in ("and", "or", "not", "in", "is")
+                or previous.string in ")]}"
+            )
+            if binary:
+                cuts.append((token.start[1], token.string))
+        elif depth == 0 and (
+            token.type == tokenize.OP
+            and token.string not in ("*", "/", "**", ",", ".")
+            or token.string in ("and", "or", "not", "if", "else", "lambda", "for")
+        ):
+            return None
+        previous = token
+    if len(cuts) < CHUNK_TERMS or depth != 0:
+        return None
+    encoded = source.encode("utf-8")
+    char_to_byte = [len(source[:i].encode("utf-8")) for i in range(len(source) + 1)]
+    del encoded
+    starts = [0] + [c + 1 for c, _ in cuts]
+    ends = [c for c, _ in cuts] + [len(source)]
+    result: ast.expr | None = None
+    for index, (start, end) in enumerate(zip(starts, ends, strict=True)):
+        piece = source[start:end]
+        stripped = len(piece) - len(piece.lstrip())
+        term = ast.parse(piece.strip(), mode="eval").body
+        shift = char_to_byte[start + stripped]
+        for node in ast.walk(term):
+            if hasattr(node, "col_offset"):
+                node.col_offset += shift
+                node.end_col_offset = (node.end_col_offset or 0) + shift
+        if result is None:
+            result = term
+            continue
+        op = ast.Add() if cuts[index - 1][1] == "+" else ast.Sub()
+        result = ast.BinOp(
+            left=result,
+            op=op,
+            right=term,
+            lineno=1,
+            col_offset=result.col_offset,
+            end_lineno=1,
+            end_col_offset=term.end_col_offset,
+        )
+    assert result is not None
+    return ast.Expression(body=result)
 
 
 def _syntax_error_column(error: SyntaxError, source: str, colmap: list[int]) -> int:
@@ -188,7 +297,7 @@ class _Builder:
         self.source = source
         self.colmap = colmap
         self.first_column: dict[str, int] = {}
-        self._symbols: dict[str, sp.Symbol] = {}
+        self.graph = Graph()
         # ast counts UTF-8 bytes; this maps a byte offset to the character's index.
         self._char_at: list[int] | None = None
         if not source.isascii():
@@ -346,7 +455,7 @@ class _Builder:
         if not self.spelled(func).isascii():
             message = f"names must be ASCII identifiers, got '{self.spelled(func)}'"
             return self.fail(message, func)
-        if name not in registry.SPELLINGS and not registry.rules_named(name):
+        if not registry.rules_named(name):
             return self.fail(_unknown_function_message(name), func)
         if node.keywords:
             return self.fail(f"{name}() takes no keyword arguments", node.keywords[0])
@@ -365,222 +474,124 @@ class _Builder:
             return self.fail(message, node)
         if name in registry.CONSTANTS:
             return None
-        if registry.rules_named(name) or name in registry.SPELLINGS:
+        if registry.rules_named(name):
             return self.fail(f"'{name}' is a function: call it, as in {name}(x)", node)
         if name.startswith("_"):
             return self.fail(
                 f"names starting with '_' are reserved, got '{name}'", node
             )
+        if name in RESERVED_INPUTS:
+            return self.fail(
+                f"'{name}' is a name of the generated module; call the input "
+                "something else",
+                node,
+            )
+        column = self.column(node)
+        self.first_column[name] = min(self.first_column.get(name, column), column)
         return None
 
     # --- the walk (only validated trees get here) -----------------------------------
-    def build(self, node: ast.AST) -> sp.Expr:
-        """Build left to right; long + and * chains are flattened, not recursed."""
-        try:
-            return self._build(node)
-        except (ArithmeticError, RecursionError, MemoryError) as exc:
-            # SymPy or mpmath gave up evaluating a constant: say where, not how.
-            message = f"cannot evaluate this part ({type(exc).__name__}: {exc})"
-            raise self.fail(message, node) from None
+    def build(self, node: ast.AST) -> Node:
+        """The graph of a validated tree, built without recursion (sums can be long)."""
+        built: dict[int, Node] = {}
+        stack: list[tuple[ast.AST, bool]] = [(node, False)]
+        while stack:
+            item, ready = stack.pop()
+            if id(item) in built:
+                continue
+            children = self._operands(item)
+            if not ready:
+                stack.append((item, True))
+                stack.extend((c, False) for c in reversed(children))
+                continue
+            built[id(item)] = self._node(item, [built[id(c)] for c in children])
+        return built[id(node)]
 
-    def _build(self, node: ast.AST) -> sp.Expr:
-        for group, combine in ((_SUMS, sp.Add), (_PRODUCTS, sp.Mul)):
-            if isinstance(node, ast.BinOp) and isinstance(node.op, group):
-                links: list[ast.BinOp] = []
-                while isinstance(node, ast.BinOp) and isinstance(node.op, group):
-                    links.append(node)
-                    node = node.left
-                if group is _PRODUCTS:
-                    operands = self._signed_factor(node)
-                else:
-                    operands = [self.build(node)]
-                for link in reversed(links):
-                    operand = self.build(link.right)
-                    if isinstance(link.op, ast.Sub):
-                        operand = -operand
-                    elif isinstance(link.op, ast.Div):
-                        operand = _reciprocal(operand)
-                    operands.append(operand)
-                result = combine(*operands)
-                if result.has(sp.zoo, sp.I):  # 2/0 is zoo in SymPy, inf in PyTorch
-                    result = combine(*operands, evaluate=False)
-                return self.checked(result, links[0])
-        method = getattr(self, "_" + type(node).__name__, None)
-        if method is None:  # pragma: no cover - validate() rejects these first
-            raise self.fail(_describe_unsupported(node), node)
-        return self.checked(method(node), node)
+    @staticmethod
+    def _operands(node: ast.AST) -> list[ast.AST]:
+        if isinstance(node, ast.BinOp):
+            return [node.left, node.right]
+        if isinstance(node, ast.UnaryOp):
+            return [node.operand]
+        if isinstance(node, ast.BoolOp):
+            return list(node.values)
+        if isinstance(node, ast.Compare):
+            return [node.left, *node.comparators]
+        if isinstance(node, ast.Call):
+            return list(node.args)
+        return []
 
-    def _signed_factor(self, node: ast.AST) -> list[sp.Expr]:
-        """The first factor of a product, its sign apart: `-(a + b)*c` is -1*(a + b)*c.
-
-        SymPy distributes a number over a sum (`-(a + b)` is `-a - b`), so taking the
-        sign with the sum would build another expression than the one `-((a + b)*c)`
-        prints as.
-        """
-        sign = 1
-        while isinstance(node, ast.UnaryOp) and isinstance(
-            node.op, (ast.USub, ast.UAdd)
-        ):
-            sign = -sign if isinstance(node.op, ast.USub) else sign
-            node = node.operand
-        factor = self.build(node)
-        return [factor] if sign == 1 else [sp.S.NegativeOne, factor]
-
-    def checked(self, expr: sp.Expr, node: ast.AST) -> sp.Expr:
-        """`expr` with floats rounded to doubles; an error if a number is too big.
-
-        SymPy's interval answers (`sin(inf)` is AccumBounds(-1, 1)) are nan, as in
-        PyTorch.
-        """
-        if isinstance(expr, sp.AccumBounds):
-            return sp.nan
-        if _too_big(expr):
-            raise self.fail(
-                f"a number in this expression needs more than {MAX_INT_BITS} bits; "
-                "write a float (such as 2.0) for a floating-point value",
-                node,
-            )
-        return _as_double(expr)
-
-    def _Constant(self, node: ast.Constant) -> sp.Expr:
-        value = node.value
-        if isinstance(value, int):
-            return sp.Integer(value)
-        if math.isinf(value):
-            return sp.oo
-        return sp.Float(value)
-
-    def _Name(self, node: ast.Name) -> sp.Expr:
-        name = node.id
-        if name in registry.CONSTANTS:
-            return registry.CONSTANTS[name]
-        column = self.column(node)
-        if name not in self._symbols:
-            self._symbols[name] = symbol(name)
-            self.first_column[name] = column
-        else:
-            self.first_column[name] = min(self.first_column[name], column)
-        return self._symbols[name]
-
-    def _UnaryOp(self, node: ast.UnaryOp) -> sp.Expr:
-        operand = self.build(node.operand)
-        if isinstance(node.op, ast.USub):
-            return -operand
-        if isinstance(node.op, ast.Not):
-            return F.logical_not(operand)
-        return operand  # unary '+'
-
-    def _BinOp(self, node: ast.BinOp) -> sp.Expr:
-        assert isinstance(node.op, ast.Pow)  # validate() let no other operator through
-        base = self.build(node.left)
-        exponent = self.build(node.right)
-        if base.is_Rational and exponent.is_Rational and abs(base) != 1 and base != 0:
-            # The exact result has about |exponent| times the bits of the base.
-            size = max(abs(int(base.p)), int(base.q))
-            times = -(-abs(int(exponent.p)) // int(exponent.q))  # ceil(|exponent|)
-            if times * math.log2(size) > MAX_INT_BITS:
-                digits = int(times * math.log10(size))
-                raise self.fail(
-                    f"exact power too large: {_operand(base)}**{_operand(exponent)} "
-                    f"has about {digits:,} digits; write a float base (e.g. 9.0**...) "
-                    "for a floating-point value",
-                    node,
-                )
-            if not exponent.is_Integer and size.bit_length() > MAX_EXACT_ROOT_BITS:
-                base = _to_float(base)
-        if (
-            (base.is_Float or exponent.is_Float)
-            and base.is_Number
-            and exponent.is_Number
-        ):
-            return _from_float(_float_pow(float(base), float(exponent)))
-        if (
-            base.is_number
-            and exponent.is_number
-            and base.is_extended_negative
-            and not (exponent.is_integer or exponent.is_Float and exponent % 1 == 0)
-        ):
-            # A negative number to a fractional power is not real (PyTorch: nan).
-            return sp.nan
-        result = sp.Pow(base, exponent)
-        if not F.is_real_constant(result):  # 0**-1 is zoo in SymPy, inf in PyTorch
-            return sp.Pow(base, exponent, evaluate=False)
-        return result
-
-    def _BoolOp(self, node: ast.BoolOp) -> sp.Expr:
-        cls = F.logical_and if isinstance(node.op, ast.And) else F.logical_or
-        values = [self.build(v) for v in node.values]
-        result = values[0]
-        for value in values[1:]:
-            result = cls(result, value)
-        return result
-
-    def _Compare(self, node: ast.Compare) -> sp.Expr:
-        left = self.build(node.left)
-        masks = []
-        for op, comparator in zip(node.ops, node.comparators, strict=True):
-            right = self.build(comparator)
-            masks.append(_COMPARE[type(op)](left, right))
-            left = right
-        result = masks[0]
-        for mask in masks[1:]:  # a < b < c means (a < b) and (b < c)
-            result = F.logical_and(result, mask)
-        return result
-
-    def _Call(self, node: ast.Call) -> sp.Expr:
-        assert isinstance(node.func, ast.Name)  # validate() checked the call
-        args = [self.build(arg) for arg in node.args]
-        return self._apply(node.func.id, args, node)
-
-    def _apply(self, name: str, args: list[sp.Expr], node: ast.Call) -> sp.Expr:
-        if name in registry.SPELLINGS:
-            build = registry.SPELLINGS[name][1]
-            try:
-                result = _build_safely(build, args)
-            except ValueError as exc:
-                raise self.fail(f"{name}(): {exc}", node) from None
-            if not F.is_real_constant(result):  # sqrt(-2), digamma(-1)
-                probe = build(sp.Dummy(real=True))
-                result = probe.func(
-                    *(args[0] if a.is_Dummy else a for a in probe.args), evaluate=False
-                )
+    def _node(self, node: ast.AST, args: list[Node]) -> Node:
+        graph = self.graph
+        if isinstance(node, ast.Constant):
+            return graph.const(_as_float(node.value))
+        if isinstance(node, ast.Name):
+            if node.id in registry.CONSTANTS:
+                return graph.const(float(registry.CONSTANTS[node.id]))
+            return graph.input(node.id)
+        if isinstance(node, ast.UnaryOp):
+            if isinstance(node.op, ast.USub):
+                return graph.apply("neg", args[0])
+            if isinstance(node.op, ast.Not):
+                return graph.apply("not", args[0])
+            return args[0]  # unary '+'
+        if isinstance(node, ast.BinOp):
+            return graph.apply(_ARITHMETIC[type(node.op)], *args)
+        if isinstance(node, ast.BoolOp):
+            op = "and" if isinstance(node.op, ast.And) else "or"
+            result = args[0]
+            for arg in args[1:]:
+                result = graph.apply(op, result, arg)
             return result
+        if isinstance(node, ast.Compare):  # a < b < c means (a < b) and (b < c)
+            result = None
+            for op, left, right in zip(node.ops, args, args[1:], strict=False):
+                mask = graph.apply(_COMPARE[type(op)], left, right)
+                result = mask if result is None else graph.apply("and", result, mask)
+            assert result is not None
+            return result
+        if isinstance(node, ast.Call):
+            assert isinstance(node.func, ast.Name)
+            return self._call(node.func.id, args, node)
+        raise self.fail(_describe_unsupported(node), node)  # pragma: no cover
+
+    def _call(self, name: str, args: list[Node], node: ast.Call) -> Node:
+        graph = self.graph
+        if name == "norm" and len(args) == 2:
+            p = args[1]
+            ops = {2.0: "norm", 1.0: "norm1", math.inf: "norminf"}
+            if not p.is_const or p.value not in ops:
+                raise self.fail("norm(x, p): p must be the number 1, 2 or inf", node)
+            return graph.apply(ops[p.value], args[0])  # type: ignore[index]
         for rule in registry.rules_named(name):
             low, high = rule.arity
             if low <= len(args) and (high is None or len(args) <= high):
-                try:
-                    result = _build_safely(rule.build or rule.cls, args)
-                except ValueError as exc:
-                    raise self.fail(f"{name}(): {exc}", node) from None
-                except ArithmeticError:
-                    if rule.build is not None:
-                        raise
-                    # mpmath overflows on some extreme floats (erfc(1e300)): keep the
-                    # call unevaluated.
-                    return rule.cls(*args, evaluate=False)
-                if rule.build is None and not F.is_real_constant(result):
-                    # log(-1), lgamma(-1): SymPy's complex or undirected value is not
-                    # PyTorch's (nan, inf); the generated code computes it instead.
-                    return rule.cls(*args, evaluate=False)
-                if rule.build is None and not _in_language(result):
-                    # SymPy evaluated it into functions symgrad has no row for
-                    # (atan2(y, -inf) is 2*pi*Heaviside(y) - pi): keep the call.
-                    return rule.cls(*args, evaluate=False)
-                return result
+                if high is None or high < len(args):  # max(a, b, c): fold
+                    pass
+                if rule.arity[1] is None:
+                    result = args[0]
+                    for arg in args[1:]:
+                        result = graph.apply(rule.name, result, arg)
+                    return result
+                if rule.name == "norm":
+                    return graph.apply("norm", args[0])
+                return graph.apply(rule.name, *args)
         raise self.fail(_arity_problem(name, len(args)) or "unreachable", node)
 
 
-def _in_language(expr: sp.Expr) -> bool:
-    """Whether every function in `expr` has a row in the registry."""
-    return all(type(f) in registry.BY_CLASS for f in expr.atoms(sp.Function))
+def _as_float(value: object) -> float:
+    """A literal as a float64, as PyTorch's tensors hold it: 10**400 is inf."""
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf
+    return float(value)  # type: ignore[arg-type]
 
 
 def _arity_problem(name: str, count: int) -> str | None:
     """Why `name` cannot take `count` arguments, or None if it can."""
-    if name in registry.SPELLINGS:
-        arities = [registry.SPELLINGS[name][0]]
-    else:
-        arities = [rule.arity for rule in registry.rules_named(name)]
+    arities = [rule.arity for rule in registry.rules_named(name)]
     for low, high in arities:
         if low <= count and (high is None or count <= high):
             return None

@@ -2,7 +2,7 @@
 
 One input is varied over a range (`--range -3,3`); an expression of several inputs
 needs `--wrt NAME` and a value for each other input (`--at y=1`), which stays fixed.
-Values come from the generated NumPy module (`Derivation.module.value_and_grad`), so
+Values come from the generated NumPy module (`Derivation.function.value_and_grad`, the evaluator), so
 the picture shows what the generated code computes. Where a function of the
 expression has a kink (the registry's non-smooth rows: abs and relu at 0, clip at its
 bounds, max/min ties, the jumps of sign, floor, ceil, round and of comparisons), the
@@ -163,7 +163,7 @@ def plot_data(
         return [x if n == name else np.float64(fixed[n]) for n in inputs]
 
     pointwise = _has_reduction(derivation.expression)
-    module = derivation.module
+    module = derivation.function
 
     def value_and_grad(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(x, dtype=np.float64)
@@ -390,7 +390,7 @@ def _forward(
         wrt=derivation.inputs,
         convention=derivation.convention,
     )
-    module = sub.module
+    module = sub.function
 
     def forward(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)

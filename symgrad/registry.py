@@ -44,7 +44,7 @@ class Rule:
     """One function of the language; see the module docstring for each field."""
 
     name: str
-    cls: type
+    cls: type | None
     signature: str
     description: str
     grad: Partials
@@ -65,6 +65,26 @@ class Rule:
     # implementation is known to be less accurate than float64 allows.
     torch_rtol: float = 1e-12
     fixed_args: dict[int, Any] = field(default_factory=dict)
+    # Part of the language users write (default: it has names users call it by);
+    # internal rows serve derivative rules only.
+    public: bool | None = None
+    # The result is a mask (a boolean array: comparisons and logic).
+    mask: bool = False
+    # Argument positions that take a mask as it is; elsewhere a mask used as a number
+    # is cast to the inputs' floating dtype (exact 0/1).
+    mask_args: tuple[int, ...] = ()
+    # How the graph's node is shown as SymPy (default: `build`, else `cls`).
+    sympy: Callable[..., sp.Expr] | None = None
+
+    @property
+    def is_public(self) -> bool:
+        return bool(self.names) if self.public is None else self.public
+
+    def to_sympy(self, *args: sp.Expr) -> sp.Expr:
+        """The SymPy form of this operation of `args` (for display only)."""
+        if self.sympy is not None:
+            return self.sympy(*args)
+        return (self.build or self.cls)(*args)
 
     def partials(
         self, args: Sequence[sp.Expr], out: sp.Expr, convention: str = "torch"
@@ -172,6 +192,7 @@ RULES: tuple[Rule, ...] = (
         sp.Add,
         "a + b",
         "sum of terms (a - b is a + (-1)*b)",
+        public=True,
         grad=lambda *a: tuple(sp.S.One for _ in a[:-1]),
         numpy="{0} + {1}",
         torch=lambda t, a, b: a + b,
@@ -183,6 +204,7 @@ RULES: tuple[Rule, ...] = (
         sp.Mul,
         "a * b",
         "product of factors (a / b is a * b**-1)",
+        public=True,
         grad=_mul_grad,
         numpy="{0} * {1}",
         torch=lambda t, a, b: a * b,
@@ -190,10 +212,51 @@ RULES: tuple[Rule, ...] = (
         domain=((-3, 3), (-3, 3)),
     ),
     Rule(
+        "sub",
+        None,
+        "a - b",
+        "difference",
+        public=True,
+        grad=lambda a, b, out: (sp.S.One, sp.S.NegativeOne),
+        numpy="{0} - {1}",
+        torch=lambda t, a, b: a - b,
+        arity=(2, 2),
+        sympy=lambda a, b: a - b,
+        domain=((-3, 3), (-3, 3)),
+    ),
+    Rule(
+        "neg",
+        None,
+        "-a",
+        "negation",
+        public=True,
+        grad=lambda a, out: (sp.S.NegativeOne,),
+        numpy="-{0}",
+        torch=lambda t, a: -a,
+        sympy=lambda a: -a,
+    ),
+    Rule(
+        "div",
+        None,
+        "a / b",
+        "quotient",
+        public=True,
+        # PyTorch: d/da = 1/b; d/db = -(a/b)/b, computed from the quotient itself
+        grad=lambda a, b, out: (1 / b, -out / b),
+        shown=lambda a, b, out: (1 / b, -a / b**2),
+        numpy="{0} / {1}",
+        torch=lambda t, a, b: a / b,
+        arity=(2, 2),
+        sympy=lambda a, b: a / b,
+        domain=((-3, 3), (0.5, 3)),
+        kinks_at=((0.0, 0.0), (1.0, 0.0)),
+    ),
+    Rule(
         "pow",
         sp.Pow,
         "a ** b",
         "power; also written a ^ b",
+        public=True,
         grad=_pow_grad,
         shown=lambda b, e, out: (e * b ** (e - 1), out * sp.log(b)),
         kink="d/da is 0 where b == 0; d/db is 0 where a == 0 and b >= 0, as PyTorch",
@@ -202,6 +265,20 @@ RULES: tuple[Rule, ...] = (
         arity=(2, 2),
         domain=((0.2, 3), (-2, 2)),
         kinks_at=((0.0, 2.0), (0.0, 0.5), (2.0, 0.0)),
+    ),
+    Rule(
+        "sqrt",
+        None,
+        "sqrt(x)",
+        "square root",
+        names=("sqrt",),
+        grad=lambda x, out: (1 / (2 * out),),
+        shown=lambda x, out: (1 / (2 * sp.sqrt(x)),),
+        numpy="np.sqrt({0})",
+        torch=lambda t, x: t.sqrt(x),
+        sympy=sp.sqrt,
+        domain=((0.1, 5),),
+        kinks_at=((0.0,),),
     ),
     # --- piecewise constant
     Rule(
@@ -557,21 +634,49 @@ RULES: tuple[Rule, ...] = (
         domain=((0.1, 6),),
     ),
     Rule(
-        "polygamma",
-        sp.polygamma,
+        "digamma",
+        None,
         "digamma(x)",
-        "digamma, the derivative of lgamma",
-        names=(),
-        arity=(2, 2),
-        grad=lambda n, x, out: (sp.S.Zero, sp.polygamma(n + 1, x)),
-        numpy=lambda n, x: f"_digamma({x})" if n == "0" else f"_trigamma({x})",
-        helpers=("digamma", "trigamma"),
+        "digamma, the derivative of lgamma (polygamma(0, x))",
+        names=("digamma",),
+        grad=lambda x, out: (sp.polygamma(1, x),),
+        numpy="_digamma({0})",
+        helpers=("digamma",),
         # torch.polygamma(1, x), digamma's derivative, is good to about 5e-10 relative
         # on (0.1, 6); ours is within 1e-15 of mpmath (tests/test_runtime_special.py)
         torch_rtol=1e-9,
-        fixed_args={0: 0},
+        torch=lambda t, x: t.digamma(x),
+        sympy=lambda x: sp.polygamma(0, x),
+        domain=((0.1, 6),),
+    ),
+    Rule(
+        "trigamma",
+        None,
+        "trigamma(x)",
+        "trigamma, the derivative of digamma (polygamma(1, x))",
+        names=("trigamma",),
+        grad=lambda x, out: (sp.polygamma(2, x),),
+        numpy="_trigamma({0})",
+        helpers=("trigamma",),
+        torch_rtol=1e-9,
+        torch=lambda t, x: t.polygamma(1, x),
+        sympy=lambda x: sp.polygamma(1, x),
+        domain=((0.1, 6),),
+    ),
+    Rule(
+        "polygamma",
+        sp.polygamma,
+        "polygamma(n, x)",
+        "the n-th derivative of digamma (n = 0, 1, 2; inside derivative rules)",
+        names=(),
+        arity=(2, 2),
+        grad=lambda n, x, out: (sp.S.Zero, sp.polygamma(n + 1, x)),
+        numpy="_polygamma({0}, {1})",
+        helpers=("polygamma",),
+        torch_rtol=1e-9,
+        fixed_args={0: 2},
         torch=lambda t, n, x: t.polygamma(int(n), x),
-        domain=((0, 0), (0.1, 6)),
+        domain=((2, 2), (0.1, 6)),
     ),
     # --- activations
     Rule(
@@ -706,6 +811,7 @@ RULES: tuple[Rule, ...] = (
         grad=lambda c, a, b, out: (sp.S.Zero, F.where(c, 1, 0), F.where(c, 0, 1)),
         kink="cond is piecewise constant: no gradient flows into it",
         numpy="np.where({0}, {1}, {2})",
+        mask_args=(0,),
         latex=r"\begin{{cases}} {1} & \text{{if }} {0} \\ {2} & "
         r"\text{{otherwise}} \end{{cases}}",
         torch=lambda t, c, a, b: t.where(c != 0, a, b),
@@ -723,6 +829,8 @@ RULES: tuple[Rule, ...] = (
             kink="piecewise constant: derivative 0 (PyTorch's comparisons "
             "carry no gradient at all)",
             numpy=f"({{0}} {op} {{1}})",
+            mask=True,
+            public=True,
             latex=f"\\left[{{0}} {tex} {{1}}\\right]",
             torch=(lambda o: lambda t, a, b: getattr(t, o)(a, b))(tname),
             domain=((-3, 3), (-3, 3)),
@@ -742,7 +850,10 @@ RULES: tuple[Rule, ...] = (
         F.logical_and,
         "a and b",
         "1 where both are true (nonzero)",
+        public=True,
         arity=(2, 2),
+        mask=True,
+        mask_args=(0, 1),
         grad=_zero,
         kink="piecewise constant: derivative 0",
         numpy="np.logical_and({0}, {1})",
@@ -755,7 +866,10 @@ RULES: tuple[Rule, ...] = (
         F.logical_or,
         "a or b",
         "1 where either is true (nonzero)",
+        public=True,
         arity=(2, 2),
+        mask=True,
+        mask_args=(0, 1),
         grad=_zero,
         kink="piecewise constant: derivative 0",
         numpy="np.logical_or({0}, {1})",
@@ -768,6 +882,9 @@ RULES: tuple[Rule, ...] = (
         F.logical_not,
         "not a",
         "1 where a is false (zero)",
+        public=True,
+        mask=True,
+        mask_args=(0,),
         grad=_zero,
         kink="piecewise constant: derivative 0",
         numpy="np.logical_not({0})",
@@ -866,6 +983,7 @@ RULES: tuple[Rule, ...] = (
         F.norm1,
         "norm(x, 1)",
         "L1 norm: sum of absolute values",
+        public=True,
         grad=lambda x, out: (sp.sign(x),),
         jax=lambda x, out: (F.ge(x, 0) - F.lt(x, 0),),
         kink="0 for elements equal to 0, as PyTorch (JAX: 1)",
@@ -880,6 +998,7 @@ RULES: tuple[Rule, ...] = (
         F.norminf,
         "norm(x, inf)",
         "max norm: largest absolute value",
+        public=True,
         grad=lambda x, out: (sp.sign(x) * _evenly(sp.Abs(x), out),),
         kink="ties share the gradient evenly, as PyTorch",
         numpy="np.max(np.abs({0}))",
@@ -907,6 +1026,7 @@ RULES: tuple[Rule, ...] = (
         F.size,
         "size(x)",
         "number of elements",
+        public=False,
         names=("size",),
         grad=_zero,
         kink="piecewise constant: derivative 0",
@@ -947,32 +1067,43 @@ RULES: tuple[Rule, ...] = (
         arity=(2, 2),
         grad=lambda mask, v, out: (sp.S.Zero, F.ne(mask, 0)),
         kink="the mask is piecewise constant: no gradient flows into it",
-        numpy="_select({0}, {1})",
-        helpers=("select",),
+        numpy="np.where({0}, {1}, 0)",
+        mask_args=(0,),
         latex=r"\left[{0}\right] {1}",
         torch=lambda t, m, v: t.where(m != 0, v, t.zeros_like(v)),
         domain=((-1, 1), (-3, 3)),
     ),
+    Rule(
+        "float",
+        None,
+        "float(mask)",
+        "a mask used as a number: exact 0/1 in the inputs' floating dtype",
+        arity=(2, 2),
+        grad=_zero,
+        kink="the mask is piecewise constant: no gradient flows into it",
+        numpy="np.asarray({0}, dtype={1})",
+        torch=lambda t, m, like: m.to(like.dtype),
+        mask_args=(0,),
+        sympy=lambda m, dtype: m,
+    ),
+    Rule(
+        "unbroadcast",
+        F.unbroadcast,
+        "unbroadcast(g, target, consumer)",
+        "a gradient that flowed through broadcasting, summed back to target's shape",
+        arity=(3, 3),
+        grad=lambda g, target, consumer, out: (sp.S.One, sp.S.Zero, sp.S.Zero),
+        numpy="_sum_like({0}, {1}, {2})",
+        helpers=("sum_like",),
+        torch=lambda t, g, target, consumer: g.sum_to_size(target.shape),
+    ),
 )
 
 
-BY_CLASS: dict[type, Rule] = {rule.cls: rule for rule in RULES}
-BY_NAME: dict[str, Rule] = {rule.name: rule for rule in RULES}
-
-# Spellings of the language that build a node of another row's class.
-SPELLINGS: dict[str, tuple[tuple[int, int | None], Callable[..., sp.Expr], str]] = {
-    "sqrt": ((1, 1), sp.sqrt, "square root, x ** 0.5 (the pow rule differentiates it)"),
-    "digamma": (
-        (1, 1),
-        sp.digamma,
-        "digamma, the derivative of lgamma (polygamma(0, x))",
-    ),
-    "trigamma": (
-        (1, 1),
-        lambda x: sp.polygamma(1, x),
-        "trigamma, the derivative of digamma (polygamma(1, x))",
-    ),
+BY_CLASS: dict[type, Rule] = {
+    rule.cls: rule for rule in RULES if rule.cls is not None
 }
+BY_NAME: dict[str, Rule] = {rule.name: rule for rule in RULES}
 
 CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "e": sp.E, "inf": sp.oo}
 
@@ -984,7 +1115,7 @@ def rules_named(name: str) -> list[Rule]:
 
 def function_names() -> list[str]:
     """Every function name of the language, sorted."""
-    names = {n for rule in RULES for n in rule.names} | set(SPELLINGS)
+    names = {n for rule in RULES for n in rule.names}
     return sorted(names)
 
 

@@ -20,33 +20,6 @@ from symgrad.numpy_code import Line, NumpyProgram
 
 LINE_WIDTH = 88
 ALWAYS_HELPERS = ("as_input", "grad_like", "unbroadcast")
-RESERVED = frozenset(
-    {
-        "np",
-        "math",
-        "g",
-        "value",
-        "grad_output",
-        "INPUTS",
-        "EXPRESSION",
-        "CONVENTION",
-        "forward",
-        "backward",
-        "value_and_grad",
-    }
-)
-_RESERVED_PATTERN = re.compile(r"^(?:[vgt]\d+|grad_\w+)$")
-
-
-def check_input_names(names: tuple[str, ...]) -> str | None:
-    """A message if an input name would clash with the generated module's own names."""
-    for name in names:
-        if name in RESERVED or _RESERVED_PATTERN.match(name) or keyword.iskeyword(name):
-            return (
-                f"input name '{name}' clashes with a name the generated code uses; "
-                "rename it (reserved: np, math, g, value, v1, g1, t1, grad_..., ...)"
-            )
-    return None
 
 
 @functools.cache
@@ -129,7 +102,7 @@ def _body(lines: list[Line], indent: str) -> str:
     return "\n".join(out)
 
 
-_TEMPORARY = re.compile(r"\b[vgt]\d+\b")
+_TEMPORARY = re.compile(r"(?<![\w.])_(?:[vg]\d+|dtype)\b")
 
 
 def with_deletions(lines: list[Line], keep: set[str], later: set[str]) -> list[Line]:
@@ -149,10 +122,15 @@ def with_deletions(lines: list[Line], keep: set[str], later: set[str]) -> list[L
     for i, line in enumerate(lines):
         out.append(line)
         if i in dead_after:
-            names = sorted(dead_after[i], key=lambda n: (n[0], int(n[1:])))
+            names = sorted(dead_after[i], key=_temporary_order)
             for start in range(0, len(names), 8):  # short lines: del cannot be wrapped
                 out.append(Line("", "del " + ", ".join(names[start : start + 8])))
     return out
+
+
+def _temporary_order(name: str) -> tuple[str, int]:
+    digits = name[2:]
+    return (name[:2], int(digits) if digits.isdigit() else -1)
 
 
 def _uses(lines: list[Line] | None) -> set[str]:
@@ -215,12 +193,12 @@ def render_module(
         signature = "\n" + "".join(f"    {n},\n" for n in inputs)
         signature_grad = signature + "    grad_output=None,\n"
     convert = "\n".join(f"    {n} = _as_input({n})" for n in inputs) or "    pass"
-    grads = [f"_grad_like({program.gradients[n]}, {n}, keep)" for n in inputs]
+    grads = [f"_grad_like(_grad_{n}, {n}, _keep)" for n in inputs]
     # the arrays the caller holds: a gradient that is one of them is copied
-    kept = ", ".join(["value", "grad_output", *inputs])
-    keep = "\n".join(wrap("keep = ", f"({kept})", "    ")) if inputs else ""
+    kept = ", ".join(["_value", "grad_output", *inputs])
+    keep = "\n".join(wrap("_keep = ", f"({kept})", "    ")) if inputs else ""
     returned = "(" + ", ".join(grads) + ("," if len(grads) == 1 else "") + ")"
-    gradient_return = "\n".join(wrap("return value, ", returned, "    "))
+    gradient_return = "\n".join(wrap("return _value, ", returned, "    "))
     call = ", ".join([*inputs, "grad_output=grad_output"])
     backward_call = "\n".join(
         wrap("return value_and_grad(", f"{call})[1]", "    ")
@@ -287,25 +265,24 @@ def render_module(
 
 
 def _backward_block(program: NumpyProgram, deleting: Any) -> str:
-    """The backward pass: with grad_output folded away when it is None, else with g."""
-    if not program.backward and not program.default_backward:
-        return ""  # nothing flows back (x < y): every gradient is 0
-    keep = {program.value, *program.gradients.values()}
-    if program.default_backward is None:  # one pass serves both
-        return "\n".join(
-            [
-                "        g = 1.0 if grad_output is None else np.asarray(grad_output)",
-                _body(deleting(program.backward, keep, set()), " " * 8),
-            ]
-        )
+    """The backward pass: with grad_output folded away when it is None, else with it."""
+    if not program.inputs:
+        return ""
+
+    def branch(lines: list[Line], codes: dict[str, str], indent: str) -> str:
+        finals = [Line(f"_grad_{n}", codes[n]) for n in program.inputs]
+        body = deleting(lines + finals, {program.value}, set())
+        return _body(body, indent)
+
     return "\n".join(
         [
             "        if grad_output is None:  # the gradient of sum(value)",
-            _body(deleting(program.default_backward, keep, set()), " " * 12)
-            or "            pass",
+            branch(
+                program.default_backward or [], program.default_gradients, " " * 12
+            ),
             "        else:",
-            "            g = np.asarray(grad_output)",
-            _body(deleting(program.backward, keep, set()), " " * 12),
+            "            grad_output = np.asarray(grad_output)",
+            branch(program.backward, program.gradients, " " * 12),
         ]
     ).rstrip()
 

@@ -36,8 +36,6 @@ def error_of(text: str) -> SymgradError:
 
 def arities(name: str) -> list[tuple[int, int | None]]:
     """The argument counts the language accepts for function `name`."""
-    if name in registry.SPELLINGS:
-        return [registry.SPELLINGS[name][0]]
     return [rule.arity for rule in registry.rules_named(name)]
 
 

@@ -72,6 +72,18 @@ def unbroadcast(grad, shape, consumer_shape):
     return grad
 
 
+def input_dtype(*inputs):
+    """The floating dtype of the inputs, which masks used as numbers are cast to."""
+    return np.result_type(*inputs) if inputs else np.dtype(np.float64)
+
+
+def sum_like(grad, target, consumer):
+    """The gradient `grad` of the array `consumer` (it may stand for one broadcast to
+    it), summed back to the shape of `target`, which broadcasting stretched."""
+    shape = np.shape(target)
+    return unbroadcast(grad, shape, np.broadcast_shapes(np.shape(consumer), shape))
+
+
 def sigmoid(x):
     """1 / (1 + exp(-x)), as PyTorch computes it: 0 and 1 at the far ends."""
     with np.errstate(over="ignore"):

@@ -746,3 +746,57 @@ def trigamma_reflected(x):
     out *= math.pi**2 / 4.0
     out -= trigamma_positive(1.0 - x)
     return out
+
+
+# --- polygamma ------------------------------------------------------------------------
+
+
+def polygamma(n, x):
+    """polygamma(n, x) for n = 0, 1, 2: digamma, trigamma, and their derivative.
+
+    n = 2 (tetragamma): for x > 0, psi2(x) = psi2(x + k) - sum 2/(x + j)**3 up to
+    x + k >= 20, then the asymptotic series -1/x**2 - 1/x**3 - 1/(2x**4) +
+    sum -(2j + 1) B_2j / x**(2j + 2) (truncation below 1e-16 relative at 20); for
+    x <= 0 the reflection psi2(x) = psi2(1 - x) - 2 pi**3 cot(pi x) / sin(pi x)**2.
+    """
+    order = int(n)
+    if order == 0:
+        return digamma(x)
+    if order == 1:
+        return trigamma(x)
+    if order != 2:
+        raise ValueError("polygamma(n, x) is implemented for n = 0, 1, 2")
+    return special_apply(lambda v: tetragamma_kernel(v), x)
+
+
+def tetragamma_kernel(x):
+    """psi2 on a float64 1-d array."""
+    out = np.empty_like(x)
+    positive = x > 0
+    sel = special_select(positive)
+    out[sel] = tetragamma_positive(x[sel])
+    sel = special_select(~positive)  # x <= 0, -inf, nan
+    y = x[sel]
+    s = np.sin(math.pi * (y - np.rint(y)))
+    c = np.cos(math.pi * (y - np.rint(y)))
+    out[sel] = tetragamma_positive(1.0 - y) - 2.0 * math.pi**3 * c / (s * s * s)
+    return out
+
+
+def tetragamma_positive(x):
+    """psi2(x) for x > 0 (and +inf)."""
+    acc = np.zeros_like(x)
+    y = x.copy()
+    for _ in range(20):
+        low = y < 20.0
+        if not low.any():
+            break
+        acc[low] -= 2.0 / (y[low] * y[low] * y[low])
+        y[low] += 1.0
+    r = 1.0 / y
+    r2 = r * r
+    series = special_horner(
+        r2, [691.0 / 210.0, -5.0 / 6.0, 3.0 / 10.0, -1.0 / 6.0, 1.0 / 6.0, -0.5]
+    )
+    out = -r2 - r2 * r + r2 * r2 * series
+    return out + acc

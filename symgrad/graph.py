@@ -1,0 +1,182 @@
+"""The expression graph: every operation exactly as the user wrote it, each once.
+
+The parser builds this graph; the reverse program adds its adjoint nodes to the same
+graph; one evaluator (`symgrad.evaluate`) computes any node, and the NumPy renderer
+(`symgrad.numpy_code`) writes the same nodes as named lines. SymPy only ever sees a
+copy for display (`to_sympy`): nothing it rewrites can change a value, a shape, a
+dtype or a domain. `x/x` is a division here, nan at 0 and shaped like x.
+
+A node is an operation (a registry row's name), its argument nodes, and for leaves a
+value (`const`) or a name (`input`). Nodes are hash-consed: building the same operation
+of the same arguments twice returns the first node, so a repeated subexpression is
+computed once. Nodes are numbered in creation order, which is a topological order
+(arguments first).
+
+Three kinds of leaves and internal values:
+
+- ``input``: a user's input (name), or the upstream gradient ``grad_output``;
+- ``const``: a Python float or bool. Operations on constants only are folded by the
+  evaluator's own kernels in float64 (as PyTorch computes with float64 0-d tensors),
+  so `sigmoid(1)` is the float 0.7310585786300049 in generated code and, being a
+  Python float, never changes an array's dtype;
+- ``dtype``: the floating dtype of the inputs (their NumPy result type), which masks
+  used as numbers are cast to: `(x > 0) * (x < 1)` is exact 0/1 in x's dtype.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from symgrad import registry
+
+# Operations whose result is a mask (a boolean array).
+MASK_OPS = frozenset(
+    rule.name for rule in registry.RULES if rule.mask
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Node:
+    """One operation of the graph (see the module docstring)."""
+
+    id: int
+    op: str
+    args: tuple[Node, ...] = ()
+    value: float | bool | None = None  # for op == "const"
+    name: str | None = None  # for op == "input"
+
+    @property
+    def is_const(self) -> bool:
+        return self.op == "const"
+
+    @property
+    def is_input(self) -> bool:
+        return self.op == "input"
+
+    @property
+    def is_mask(self) -> bool:
+        return self.op in MASK_OPS or (self.op == "const" and type(self.value) is bool)
+
+    @property
+    def rule(self) -> registry.Rule | None:
+        return registry.BY_NAME.get(self.op)
+
+    def __repr__(self) -> str:
+        if self.op == "const":
+            return f"Node({self.id}: {self.value!r})"
+        if self.op == "input":
+            return f"Node({self.id}: {self.name})"
+        return f"Node({self.id}: {self.op}{tuple(a.id for a in self.args)})"
+
+
+def _const_key(value: float | bool) -> tuple[str, object]:
+    if type(value) is bool:
+        return ("bool", value)
+    return ("float", struct.pack("<d", value))  # -0.0 and 0.0 differ; nan is one
+
+
+@dataclass
+class Graph:
+    """A hash-consed graph of operations; nodes in creation (topological) order."""
+
+    nodes: list[Node] = field(default_factory=list)
+    _index: dict[tuple[object, ...], Node] = field(default_factory=dict, repr=False)
+    _dtype: Node | None = field(default=None, repr=False)
+
+    def _add(self, key: tuple[object, ...], **kwargs: object) -> Node:
+        node = self._index.get(key)
+        if node is None:
+            node = Node(id=len(self.nodes), **kwargs)  # type: ignore[arg-type]
+            self.nodes.append(node)
+            self._index[key] = node
+        return node
+
+    def input(self, name: str) -> Node:
+        return self._add(("input", name), op="input", name=name)
+
+    def inputs(self) -> list[Node]:
+        return [n for n in self.nodes if n.op == "input" and n.name != GRAD_OUTPUT]
+
+    def const(self, value: float | bool) -> Node:
+        if type(value) is not bool:
+            value = float(value)
+        return self._add(("const", _const_key(value)), op="const", value=value)
+
+    def dtype(self) -> Node:
+        """The floating dtype of the inputs (one node, over every input so far)."""
+        if self._dtype is None:
+            args = tuple(self.inputs())
+            self._dtype = self._add(
+                ("dtype", *(a.id for a in args)), op="dtype", args=args
+            )
+        return self._dtype
+
+    def apply(self, op: str, *args: Node) -> Node:
+        """The node `op(*args)`: masks used as numbers are cast, constants folded."""
+        rule = registry.BY_NAME[op]
+        args = tuple(
+            self.as_number(a) if a.is_mask and i not in rule.mask_args else a
+            for i, a in enumerate(args)
+        )
+        if args and all(a.is_const for a in args):
+            from symgrad.evaluate import fold
+
+            return self.const(fold(op, [a.value for a in args]))  # type: ignore[misc]
+        key = (op, *(a.id for a in args))
+        return self._add(key, op=op, args=args)
+
+    def as_number(self, node: Node) -> Node:
+        """A mask as exact 0/1 in the inputs' dtype (a number stays as it is)."""
+        if not node.is_mask:
+            return node
+        if node.is_const:
+            return self.const(1.0 if node.value else 0.0)
+        return self.apply("float", node, self.dtype())
+
+
+# The name of the upstream gradient's input node in a reverse program.
+GRAD_OUTPUT = "grad_output"
+
+
+def ancestors(outputs: Iterable[Node]) -> list[Node]:
+    """Every node the outputs depend on, themselves included, in topological order."""
+    seen: dict[int, Node] = {}
+    stack = list(outputs)
+    while stack:
+        node = stack.pop()
+        if node.id in seen:
+            continue
+        seen[node.id] = node
+        stack.extend(a for a in node.args if a.id not in seen)
+    return [seen[i] for i in sorted(seen)]
+
+
+def walk_consumers(nodes: list[Node]) -> dict[int, list[Node]]:
+    """For each node id, the nodes (among `nodes`) that use it as an argument."""
+    users: dict[int, list[Node]] = {}
+    for node in nodes:
+        for arg in node.args:
+            users.setdefault(arg.id, []).append(node)
+    return users
+
+
+def literal(value: float | bool) -> str:
+    """A constant as Python source (generated code and step listings)."""
+    if type(value) is bool:
+        return repr(value)
+    if math.isnan(value):
+        return "np.nan"
+    if math.isinf(value):
+        return "np.inf" if value > 0 else "-np.inf"
+    if value.is_integer() and abs(value) < 2**53:
+        return str(int(value)) if not (value == 0 and math.copysign(1, value) < 0) else "-0.0"
+    return repr(value)
+
+
+def iter_ops(nodes: Iterable[Node]) -> Iterator[str]:
+    for node in nodes:
+        if node.op not in ("const", "input", "dtype"):
+            yield node.op

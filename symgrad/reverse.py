@@ -1,0 +1,488 @@
+"""The reverse program: adjoint nodes added to the expression graph.
+
+For the output node f and an upstream gradient (grad_output, or the constant 1 for
+the gradient of sum(f)), each node's adjoint is the sum over its consumers of the
+consumer's adjoint times the registry's local partial derivative. The partials are
+the registry rows' SymPy rules, instantiated with one placeholder per argument
+*position* (so SymPy can never cancel `x/x`), then turned into graph nodes; the
+adjoints live in the same hash-consed graph as the forward trace, so a partial that
+equals a forward value (exp's is its own output) is that node.
+
+Conventions that select rather than multiply:
+
+- kinks: a piecewise-constant partial (relu's, clip's, a tie's) selects the upstream
+  gradient, `where(mask, g, 0)`, as PyTorch's masked backward kernels do, so an inf or
+  nan upstream is stopped where the partial is 0;
+- `where(c, a, b)`: the branch not taken sends nothing into the gradient. The
+  adjoint of every node inside a branch carries the branch's condition as a gate and
+  each contribution it makes is selected by it, so nan partials there (sqrt at -1,
+  1/y at 0) never reach the inputs: the derivative is where(c, a', b'), the
+  double-where idiom PyTorch and JAX users write by hand.
+
+Broadcasting: a contribution to an argument that depends on fewer inputs than its
+consumer is summed back to the argument's shape (`unbroadcast`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy as sp
+
+from symgrad import functions as F
+from symgrad import registry
+from symgrad.graph import GRAD_OUTPUT, Graph, Node, ancestors
+
+CONVENTIONS = ("torch", "jax")
+
+_G = sp.Symbol("_G", real=True)  # the upstream gradient in a local rule
+_OUT = sp.Symbol("_out", real=True)  # the node's own value in a local rule
+
+
+@dataclass
+class Contribution:
+    """One term of an adjoint: `source`'s adjoint times d source / d target."""
+
+    source: Node  # the consumer
+    position: int  # which argument of the consumer
+    target: Node
+    term: Node  # the contribution, summed back to the target's shape
+
+
+@dataclass
+class Backward:
+    """The adjoints for one upstream gradient (`seed`)."""
+
+    seed: Node
+    adjoints: dict[int, Node] = field(default_factory=dict)  # node id -> adjoint
+    terms: dict[int, list[Contribution]] = field(default_factory=dict)
+    gates: dict[int, Node] = field(default_factory=dict)  # where-branch conditions
+    order: list[Node] = field(default_factory=list)  # nodes with adjoints, f first
+
+    def gradient(self, node: Node) -> Node | None:
+        return self.adjoints.get(node.id)
+
+
+@dataclass
+class Program:
+    """An expression's graph, its output, and its reverse program."""
+
+    text: str
+    graph: Graph
+    inputs: tuple[str, ...]
+    wrt: tuple[str, ...]
+    convention: str
+    output: Node
+    input_nodes: dict[str, Node]
+    backward: Backward  # upstream gradient: the grad_output input
+    default_backward: Backward  # upstream gradient: 1 (the gradient of sum(f))
+
+    @property
+    def forward_nodes(self) -> list[Node]:
+        return ancestors([self.output])
+
+    def gradients(self, default: bool) -> dict[str, Node | None]:
+        backward = self.default_backward if default else self.backward
+        return {n: backward.gradient(self.input_nodes[n]) for n in self.wrt}
+
+    def bindings(
+        self, values: Mapping[str, Any], grad_output: Any = None
+    ) -> dict[int, Any]:
+        """Input values (converted as generated modules convert them) by node id."""
+        from symgrad.runtime import core
+
+        bound = {self.input_nodes[n].id: core.as_input(values[n]) for n in self.inputs}
+        grad_node = self.graph._index.get(("input", GRAD_OUTPUT))
+        if grad_node is not None and grad_output is not None:
+            import numpy as np
+
+            bound[grad_node.id] = np.asarray(grad_output)
+        return bound
+
+    def evaluate(
+        self, values: Mapping[str, Any], grad_output: Any = None, *, grads: bool = True
+    ) -> dict[int, Any]:
+        """Every node's value: the forward trace and, with `grads`, the adjoints."""
+        from symgrad import evaluate
+
+        bound = self.bindings(values, grad_output)
+        wanted = [self.output]
+        if grads:
+            backward = self.default_backward if grad_output is None else self.backward
+            wanted += [n for n in backward.adjoints.values()]
+        return evaluate.run(ancestors(wanted), bound)
+
+    def value_and_grad(
+        self, values: Mapping[str, Any], grad_output: Any = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """The value and each wrt input's gradient, as the generated module gives."""
+        import numpy as np
+
+        from symgrad.runtime import core
+
+        computed = self.evaluate(values, grad_output)
+        value = np.asarray(computed[self.output.id])
+        grads: dict[str, Any] = {}
+        arrays = {n: core.as_input(values[n]) for n in self.inputs}
+        keep = (value, grad_output, *arrays.values())
+        for name, node in self.gradients(grad_output is None).items():
+            grad = 0.0 if node is None else computed[node.id]
+            with np.errstate(all="ignore"):
+                grads[name] = core.grad_like(grad, arrays[name], keep)
+        return value, grads
+
+
+class Function:
+    """A program as callables with the generated module's signatures (evaluator)."""
+
+    def __init__(self, program: Program):
+        self.program = program
+        self.INPUTS = program.inputs
+
+    def _values(self, args: Sequence[Any]) -> dict[str, Any]:
+        return dict(zip(self.program.inputs, args, strict=True))
+
+    def forward(self, *args: Any) -> Any:
+        import numpy as np
+
+        values = self.program.evaluate(self._values(args), grads=False)
+        return np.asarray(values[self.program.output.id])
+
+    def value_and_grad(self, *args: Any, grad_output: Any = None) -> tuple[Any, Any]:
+        value, grads = self.program.value_and_grad(self._values(args), grad_output)
+        return value, tuple(grads[n] for n in self.program.wrt)
+
+    def backward(self, *args: Any, grad_output: Any = None) -> Any:
+        return self.value_and_grad(*args, grad_output=grad_output)[1]
+
+
+def build(
+    text: str,
+    *,
+    wrt: Sequence[str] | None = None,
+    inputs: Sequence[str] | None = None,
+    convention: str = "torch",
+) -> Program:
+    """Parse `text` and build its reverse program."""
+    from symgrad.parse import parse
+
+    parsed = parse(text)
+    return build_program(
+        parsed.text,
+        parsed.graph,
+        parsed.output,
+        tuple(inputs or parsed.inputs),
+        wrt=wrt,
+        convention=convention,
+    )
+
+
+def build_program(
+    text: str,
+    graph: Graph,
+    output: Node,
+    inputs: tuple[str, ...],
+    *,
+    wrt: Sequence[str] | None = None,
+    convention: str = "torch",
+) -> Program:
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown convention {convention!r}: use 'torch' or 'jax'")
+    wrt = tuple(inputs if wrt is None else wrt)
+    input_nodes = {name: graph.input(name) for name in inputs}
+    forward = ancestors([output])
+    deps = _dependencies(forward)
+    wanted = {input_nodes[n].id for n in wrt}
+    needs = _needs_grad(forward, wanted)
+    default = _backward(graph, forward, output, graph.const(1.0), deps, needs, convention)
+    seeded = _backward(
+        graph, forward, output, graph.input(GRAD_OUTPUT), deps, needs, convention
+    )
+    return Program(
+        text=text,
+        graph=graph,
+        inputs=inputs,
+        wrt=wrt,
+        convention=convention,
+        output=output,
+        input_nodes=input_nodes,
+        backward=seeded,
+        default_backward=default,
+    )
+
+
+def _needs_grad(forward: list[Node], wanted: set[int]) -> set[int]:
+    needs: set[int] = set()
+    for node in forward:
+        if node.id in wanted or any(a.id in needs for a in node.args):
+            needs.add(node.id)
+    return needs
+
+
+def _dependencies(forward: list[Node]) -> dict[int, frozenset[int]]:
+    """The inputs each node depends on elementwise (a reduction's result: none)."""
+    deps: dict[int, frozenset[int]] = {}
+    for node in forward:
+        if node.op == "input":
+            deps[node.id] = frozenset({node.id})
+        elif node.op in ("const", "dtype") or (node.rule and node.rule.reduction):
+            deps[node.id] = frozenset()
+        else:
+            deps[node.id] = frozenset().union(*(deps[a.id] for a in node.args))
+    return deps
+
+
+def _backward(
+    graph: Graph,
+    forward: list[Node],
+    output: Node,
+    seed: Node,
+    deps: dict[int, frozenset[int]],
+    needs: set[int],
+    convention: str,
+) -> Backward:
+    result = Backward(seed=seed)
+    if output.id not in needs:
+        return result
+    pending: dict[int, list[Contribution]] = {}
+    gate_of: dict[int, list[Node | None]] = {output.id: [None]}
+    for node in reversed(forward):
+        if node.id not in needs:
+            continue
+        if node is output:
+            adjoint = seed
+        else:
+            contributions = pending.pop(node.id, [])
+            if not contributions:
+                continue
+            adjoint = contributions[0].term
+            for c in contributions[1:]:
+                adjoint = graph.apply("add", adjoint, c.term)
+            result.terms[node.id] = contributions
+        result.adjoints[node.id] = adjoint
+        result.order.append(node)
+        gate = _combine_gates(graph, gate_of.pop(node.id, [None]))
+        if gate is not None:
+            result.gates[node.id] = gate
+        if node.op == "input" or not node.args:
+            continue
+        for position, term in _local_terms(graph, node, adjoint, needs, convention):
+            target = node.args[position]
+            branch_gate = gate
+            if node.op == "where" and position in (1, 2):
+                condition = node.args[0]
+                if position == 2:
+                    condition = graph.apply("not", condition)
+                branch_gate = (
+                    condition
+                    if gate is None
+                    else graph.apply("and", gate, condition)
+                )
+            elif gate is not None:
+                term = graph.apply("select", gate, term)
+            if deps[target.id] < deps[node.id]:  # broadcast: sum back
+                term = graph.apply("unbroadcast", term, target, node)
+            pending.setdefault(target.id, []).append(
+                Contribution(node, position, target, term)
+            )
+            gate_of.setdefault(target.id, []).append(branch_gate)
+    return result
+
+
+def _combine_gates(graph: Graph, gates: list[Node | None]) -> Node | None:
+    """The gate of a sum of contributions: none if any contribution is ungated."""
+    if any(g is None for g in gates):
+        return None
+    combined = gates[0]
+    for g in gates[1:]:
+        if g is not combined:
+            combined = graph.apply("or", combined, g)  # type: ignore[arg-type]
+    return combined
+
+
+def _local_terms(
+    graph: Graph, node: Node, upstream: Node, needs: set[int], convention: str
+) -> list[tuple[int, Node]]:
+    """(position, upstream * d node / d arg) for each argument that needs a gradient."""
+    rule = node.rule
+    assert rule is not None
+    placeholders = [_placeholder(a, i) for i, a in enumerate(node.args)]
+    partials = rule.partials(placeholders, _OUT, convention)
+    mapping: dict[sp.Basic, Node] = {_G: upstream, _OUT: node}
+    for symbol, arg in zip(placeholders, node.args, strict=True):
+        if isinstance(symbol, sp.Symbol):
+            mapping[symbol] = arg
+    # The gradient of sum(f) starts from the constant 1: folded into the partials.
+    g = sp.S.One if upstream.is_const and upstream.value == 1.0 else _G
+    out: list[tuple[int, Node]] = []
+    for position, (arg, partial) in enumerate(zip(node.args, partials, strict=True)):
+        if arg.id not in needs or partial == 0:
+            continue
+        if partial == 1:
+            term_expr: sp.Expr = g
+        elif _piecewise_constant(partial):
+            term_expr = _select(partial, g)
+        else:
+            term_expr = g * partial
+        out.append((position, to_graph(graph, term_expr, mapping)))
+    return out
+
+
+def _placeholder(arg: Node, position: int) -> sp.Expr:
+    """A rule's view of an argument: its number if constant, else a fresh symbol."""
+    if arg.is_const and type(arg.value) is not bool:
+        value = float(arg.value)  # type: ignore[arg-type]
+        if value.is_integer() and abs(value) < 2**53:
+            return sp.Integer(int(value))
+        if value != value:
+            return sp.nan
+        if value in (float("inf"), float("-inf")):
+            return sp.oo if value > 0 else -sp.oo
+        return sp.Float(value)
+    return sp.Symbol(f"_a{position}", real=True)
+
+
+def _piecewise_constant(partial: sp.Expr) -> bool:
+    """Whether a partial is made of masks and numbers only (relu's, clip's, where's)."""
+    if partial.is_Number or partial.func in F.MASKS:
+        return True
+    if partial.func is F.where:
+        return all(_piecewise_constant(a) for a in partial.args[1:])
+    if isinstance(partial, (sp.Add, sp.Mul, sp.Pow)):
+        return all(_piecewise_constant(a) for a in partial.args)
+    return False
+
+
+def _select(partial: sp.Expr, upstream: sp.Expr) -> sp.Expr:
+    """upstream * partial where the partial is nonzero, else exactly 0.
+
+    PyTorch selects rather than multiplies at kinks (relu's threshold_backward, clamp's
+    and where's backward), so an infinite or nan upstream gradient is stopped where the
+    partial is 0: inf * 0 would give nan.
+    """
+    if partial.func is F.where:  # where(c, a, b)'s own partials: select each side
+        cond, a, b = partial.args
+        return F.where(cond, _select(a, upstream), _select(b, upstream))
+    if partial.is_Number:
+        return upstream * partial
+    pieces = [_masked_piece(term) for term in sp.Add.make_args(partial)]
+    if all(p is not None for p in pieces):  # c1*[m1] + c2*[m2]: disjoint masks
+        return sp.Add(
+            *(F.select(condition, upstream * c) for c, condition in pieces)  # type: ignore[misc]
+        )
+    return F.select(F.ne(partial, 0), upstream * partial)
+
+
+def _masked_piece(term: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
+    """A term `c * [m1] * [m2]` as (c, m1 and m2), else None."""
+    coefficient, rest = term.as_coeff_Mul()
+    factors = sp.Mul.make_args(rest)
+    if not all(f.func in F.MASKS for f in factors):
+        return None
+    condition = factors[0]
+    for factor in factors[1:]:
+        condition = F.logical_and(condition, factor)
+    return coefficient, condition
+
+
+def to_graph(graph: Graph, expr: sp.Expr, mapping: dict[sp.Basic, Node]) -> Node:
+    """A SymPy expression of placeholders (a local rule) as graph nodes."""
+    memo: dict[sp.Basic, Node] = dict(mapping)
+    stack: list[tuple[sp.Basic, bool]] = [(expr, False)]
+    while stack:
+        e, ready = stack.pop()
+        if e in memo:
+            continue
+        if e.is_Number or e.is_NumberSymbol or e in (sp.oo, -sp.oo, sp.nan):
+            memo[e] = graph.const(float(e))
+            continue
+        if e.is_Symbol:
+            raise ValueError(f"unbound symbol {e} in a registry rule")
+        parts = _parts(e)
+        if not ready:
+            stack.append((e, True))
+            stack.extend((p, False) for p in parts if p not in memo)
+            continue
+        memo[e] = _build(graph, e, [memo[p] for p in parts])
+    return memo[expr]
+
+
+def _parts(e: sp.Basic) -> list[sp.Basic]:
+    if isinstance(e, sp.Mul):
+        coeff, factors = e.as_coeff_mul()
+        parts = [
+            f.base if _is_divisor(f) else f for f in factors
+        ]
+        return parts + ([coeff] if coeff not in (1, -1) else [])
+    if isinstance(e, sp.Pow):
+        return [e.base] + ([e.exp] if not _special_power(e.exp) else [])
+    if isinstance(e, sp.Add):
+        return [(-t if _negated(t) else t) for t in e.args]
+    if isinstance(e, sp.polygamma):
+        return [e.args[1]]
+    return list(e.args)
+
+
+def _is_divisor(f: sp.Basic) -> bool:
+    return isinstance(f, sp.Pow) and f.exp == -1
+
+
+def _negated(t: sp.Basic) -> bool:
+    return isinstance(t, sp.Mul) and t.as_coeff_mul()[0] == -1
+
+
+def _special_power(exponent: sp.Basic) -> bool:
+    return exponent in (sp.S.Half, -sp.S.Half, -1)
+
+
+def _build(graph: Graph, e: sp.Basic, parts: list[Node]) -> Node:
+    if isinstance(e, sp.Add):
+        result = parts[0] if not _negated(e.args[0]) else graph.apply("neg", parts[0])
+        for t, node in zip(e.args[1:], parts[1:], strict=True):
+            result = graph.apply("sub" if _negated(t) else "add", result, node)
+        return result
+    if isinstance(e, sp.Mul):
+        coeff, factors = e.as_coeff_mul()
+        numerator: Node | None = None
+        if coeff not in (1, -1):
+            numerator = parts[-1]
+        denominator: Node | None = None
+        for f, node in zip(factors, parts, strict=False):
+            if _is_divisor(f):
+                denominator = (
+                    node if denominator is None else graph.apply("mul", denominator, node)
+                )
+            else:
+                numerator = (
+                    node if numerator is None else graph.apply("mul", numerator, node)
+                )
+        if numerator is None:
+            numerator = graph.const(1.0)
+        if coeff == -1:
+            numerator = graph.apply("neg", numerator)
+        if denominator is not None:
+            numerator = graph.apply("div", numerator, denominator)
+        return numerator
+    if isinstance(e, sp.Pow):
+        base = parts[0]
+        if e.exp == -1:
+            return graph.apply("div", graph.const(1.0), base)
+        if e.exp == sp.S.Half:
+            return graph.apply("sqrt", base)
+        if e.exp == -sp.S.Half:
+            return graph.apply("div", graph.const(1.0), graph.apply("sqrt", base))
+        return graph.apply("pow", base, parts[1])
+    if isinstance(e, sp.polygamma):
+        order = int(e.args[0])
+        op = {0: "digamma", 1: "trigamma"}.get(order)
+        if op is not None:
+            return graph.apply(op, parts[0])
+        return graph.apply("polygamma", graph.const(float(order)), parts[0])
+    rule = registry.BY_CLASS.get(type(e))
+    if rule is None:
+        raise NotImplementedError(
+            f"no registry row for SymPy's {type(e).__name__} (in a derivative rule)"
+        )
+    return graph.apply(rule.name, *parts)
