@@ -12,6 +12,8 @@ Floats print as their shortest round-trip repr (`1.5`, not `1.50000000000000`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
@@ -268,4 +270,19 @@ def latex_name(name: str) -> str:
     return sp.latex(sp.Symbol(name))
 
 
-__all__ = ["latex_name", "to_latex", "to_sympy_text", "to_text"]
+def latex_rows(
+    inputs: Sequence[str], expression: sp.Expr, derivatives: Mapping[str, sp.Expr]
+) -> list[tuple[str, str]]:
+    """The function and each partial derivative as (left side, right side) LaTeX:
+    whoever lays them out (lines, an ``aligned`` block) joins each pair at its own
+    ``=``, never at an ``=`` inside the formula (``\\left[x = y\\right]``)."""
+    args = ", ".join(latex_name(name) for name in inputs)
+    rows = [(f"f({args})", to_latex(expression))]
+    for name, d in derivatives.items():
+        rows.append(
+            (rf"\frac{{\partial f}}{{\partial {latex_name(name)}}}", to_latex(d))
+        )
+    return rows
+
+
+__all__ = ["latex_name", "latex_rows", "to_latex", "to_sympy_text", "to_text"]
