@@ -5,13 +5,16 @@
 - `to_sympy_text`: text that `sympy.sympify` parses: comparisons as Piecewise, and
   symgrad's own functions as undefined SymPy functions with names that cannot be taken
   for Python builtins (`amax`, `asum`, ...).
-- `to_latex`: SymPy's LaTeX, with the registry's LaTeX for symgrad's own functions.
+- `to_latex`: SymPy's LaTeX, with the registry's LaTeX for symgrad's own functions and
+  input names as `latex_name` writes them (no two names look alike).
 
 Floats print as their shortest round-trip repr (`1.5`, not `1.50000000000000`).
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping, Sequence
 
 import sympy as sp
@@ -219,6 +222,12 @@ class SymgradLatexPrinter(LatexPrinter):
             return text
         return super()._print_Function(expr, exp)
 
+    def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
+        # every name as latex_name writes it, not SymPy's reading of the name
+        # (x__y as x^{y}, x_1_2 as x_{1 2}, xbar as \bar{x})
+        chosen = self._settings["symbol_names"].get(expr)
+        return chosen if chosen is not None else latex_name(expr.name)
+
 
 # Above this many nodes, terms print in SymPy's stored (canonical) order instead of
 # being sorted for reading: sorting dominates the time to print a 10,000-term sum.
@@ -251,23 +260,53 @@ def to_sympy_text(expr: sp.Expr) -> str:
 
 def to_latex(expr: sp.Expr) -> str:
     """Print as LaTeX math (no surrounding dollars)."""
-    names = {}
-    if isinstance(expr, sp.Basic):
-        for symbol in expr.free_symbols:
-            name = latex_name(symbol.name)
-            if name != symbol.name:
-                names[symbol] = name
-    return SymgradLatexPrinter({"mul_symbol": None, "symbol_names": names}).doprint(
-        expr
-    )
+    return SymgradLatexPrinter({"mul_symbol": None}).doprint(expr)
 
 
+# Greek names that print as their letter: each has its own LaTeX command, so no two
+# names share a letter. Not: omicron and the capitals SymPy writes as Latin letters
+# (Alpha as A would be the input A); lambda (a keyword; SymPy's spelling is lamda,
+# and Lambda is taken by the capital).
+_GREEK = {
+    name: "\\" + name
+    for name in (
+        "alpha beta gamma delta epsilon zeta eta theta iota kappa mu nu xi pi rho "
+        "sigma tau upsilon phi chi psi omega "
+        "Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega"
+    ).split()
+} | {"lamda": r"\lambda"}
+_NUMBERED = re.compile(r"([A-Za-z]+)([0-9]+)")
+
+
+@functools.lru_cache(maxsize=4096)
 def latex_name(name: str) -> str:
-    """An input's name in LaTeX: `lo` upright as one word (not l times o); Greek
-    letters and subscripts (`alpha`, `x_1`) as SymPy writes them."""
-    if len(name) > 1 and name.isalpha() and sp.latex(sp.Symbol(name)) == name:
-        return rf"\mathrm{{{name}}}"
-    return sp.latex(sp.Symbol(name))
+    r"""An input's name in LaTeX, one rendering per name (no two names look alike).
+
+    A letter in math italic (`x`), a Greek name as its letter (`alpha`: \alpha), either
+    with a number as subscript (`x1`: x_{1}, `alpha2`: \alpha_{2}); every other name
+    upright, letter for letter, underscores shown (`lo`: \mathrm{lo}, `x_1`:
+    \mathrm{x\_1}, `x__y`: \mathrm{x\_\_y}). A constant's name (`pi`, `e`) is
+    upright as an input, so that it is not the constant (\pi, e).
+    """
+    if name not in registry.CONSTANTS:
+        if len(name) == 1 and name.isascii() and name.isalpha():
+            return name
+        if name in _GREEK:
+            return _GREEK[name]
+        numbered = _NUMBERED.fullmatch(name)
+        if numbered:
+            base, digits = numbered.groups()
+            if len(base) == 1 or base in _GREEK:
+                return f"{_GREEK.get(base, base)}_{{{digits}}}"
+    return r"\mathrm{" + "".join(_upright_char(c) for c in name) + "}"
+
+
+def _upright_char(char: str) -> str:
+    if char == "_":
+        return r"\_"
+    if char.isascii() and char.isalnum():
+        return char
+    return rf"\text{{{char}}}"  # a name from --inputs may be any identifier
 
 
 def latex_rows(
