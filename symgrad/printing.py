@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
@@ -201,6 +202,10 @@ class SympyTextPrinter(TextPrinter):
 class SymgradLatexPrinter(LatexPrinter):
     """SymPy's LaTeX, with the registry's templates for symgrad's own functions."""
 
+    def __init__(self, settings: dict[str, Any] | None = None) -> None:
+        super().__init__(settings)
+        self._plain_mul_symbol = self._settings["mul_symbol_latex"]
+
     def _print_Float(self, expr: sp.Float) -> str:
         text = _float_text(expr)
         if "e" in text and "inf" not in text:
@@ -222,11 +227,30 @@ class SymgradLatexPrinter(LatexPrinter):
             return text
         return super()._print_Function(expr, exp)
 
+    def _print_Mul(self, expr: sp.Expr) -> str:
+        # An upright name beside another factor reads as one name or as a function
+        # (hi*lo as "hilo", lo*(x + 1) as "lo(x + 1)"): such products take a \cdot.
+        settings = self._settings
+        before = settings["mul_symbol_latex"]
+        if any(_is_upright(factor) for factor in expr.args):
+            settings["mul_symbol_latex"] = r" \cdot "
+        else:
+            settings["mul_symbol_latex"] = self._plain_mul_symbol
+        try:
+            return super()._print_Mul(expr)
+        finally:
+            settings["mul_symbol_latex"] = before
+
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
         # every name as latex_name writes it, not SymPy's reading of the name
         # (x__y as x^{y}, x_1_2 as x_{1 2}, xbar as \bar{x})
         chosen = self._settings["symbol_names"].get(expr)
         return chosen if chosen is not None else latex_name(expr.name)
+
+
+def _is_upright(factor: sp.Basic) -> bool:
+    base = factor.base if isinstance(factor, sp.Pow) else factor
+    return isinstance(base, sp.Symbol) and latex_name(base.name).startswith(r"\mathrm")
 
 
 # Above this many nodes, terms print in SymPy's stored (canonical) order instead of

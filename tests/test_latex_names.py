@@ -11,6 +11,7 @@ import json
 import shutil
 import string
 import subprocess
+from html.parser import HTMLParser
 
 import pytest
 import sympy as sp
@@ -21,8 +22,7 @@ from test_docs import KATEX_SCRIPT, ROOT, _node_and_katex
 import symgrad
 from symgrad.printing import latex_name, to_latex
 
-# KaTeX's HTML alone (no MathML, whose annotation repeats the TeX source): two names
-# look the same exactly when these strings are equal.
+# KaTeX's HTML alone (no MathML, whose annotation repeats the TeX source).
 HTML_SCRIPT = """
 const katex = require(process.argv[1]);
 let input = "";
@@ -57,9 +57,62 @@ def katex_errors(strings: dict[str, str]) -> dict[str, str]:
     return _run_katex(KATEX_SCRIPT, strings)
 
 
-def katex_html(strings: dict[str, str]) -> dict[str, str]:
-    """label -> KaTeX's HTML (one node process)."""
-    return _run_katex(HTML_SCRIPT, strings)
+class _Look(HTMLParser):
+    """What KaTeX's HTML shows: each character with its font, size and height, and
+    the spaces between. Grouping spans, which change the HTML but not the look
+    (x_1 and x_{1}, \\mathrm{hi}\\mathrm{lo} and \\mathrm{hilo}), are left out."""
+
+    FONTS = ("mathnormal", "mathit", "mathbf", "boldsymbol", "amsrm", "mathsf")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[tuple[str, str]] = []  # (font or size or raise, value)
+        self.depths: list[int] = []
+        self.items: list[tuple[str, ...]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        classes = (found.get("class") or "").split()
+        style = found.get("style") or ""
+        pushed = 0
+        for font in self.FONTS:
+            if font in classes:
+                self.stack.append(("font", font))
+                pushed += 1
+        if "sizing" in classes:
+            self.stack.append(("size", " ".join(classes)))
+            pushed += 1
+        if "top:" in style:
+            self.stack.append(("raise", style.split("top:")[1].split(";")[0]))
+            pushed += 1
+        if "mspace" in classes or "mspace" in style:
+            self.items.append(("space", style))
+        self.depths.append(pushed)
+        if "strut" in classes or "pstrut" in classes or "vlist-s" in classes:
+            self.stack.append(("hidden", ""))
+            self.depths[-1] += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        for _ in range(self.depths.pop()):
+            self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        if any(kind == "hidden" for kind, _ in self.stack):
+            return
+        fonts = [value for kind, value in self.stack if kind == "font"]
+        font = fonts[-1] if fonts else "roman"  # \\mathrm and KaTeX's default
+        where = tuple(value for kind, value in self.stack if kind != "font")
+        self.items.extend((char, font, *where) for char in data if char != "\u200b")
+
+
+def katex_looks(strings: dict[str, str]) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """label -> how KaTeX lays the string out (one node process)."""
+    looks = {}
+    for label, html in _run_katex(HTML_SCRIPT, strings).items():
+        parser = _Look()
+        parser.feed(html)
+        looks[label] = tuple(parser.items)
+    return looks
 
 
 # --- Jupyter's aligned block ------------------------------------------------------
@@ -186,14 +239,42 @@ def test_random_names_are_injective_and_render() -> None:
     errors = katex_errors(seen)
     assert errors == {}, "\n".join(f"{k}: {v}" for k, v in errors.items())
     # and no two of them look the same once KaTeX has laid them out
-    html = katex_html(seen)
-    looks: dict[str, list[str]] = {}
-    for n, page in html.items():
-        looks.setdefault(page, []).append(n)
-    assert [ns for ns in looks.values() if len(ns) > 1] == []
+    alike: dict[tuple[tuple[str, ...], ...], list[str]] = {}
+    for n, look in katex_looks(seen).items():
+        alike.setdefault(look, []).append(n)
+    assert [names for names in alike.values() if len(names) > 1] == []
 
 
 def test_the_look_check_can_fail() -> None:
-    # SymPy's x_1_2 and x_12: different TeX, the same look
-    html = katex_html({"x_1_2": "x_{1 2}", "x_12": "x_{12}", "x12": r"\mathrm{x\_12}"})
-    assert html["x_1_2"] == html["x_12"] != html["x12"]
+    looks = katex_looks(
+        {
+            "x_1_2": "x_{1 2}",  # SymPy's x_1_2
+            "x_12": "x_{12}",  # and x_12
+            "x1": "x_1",
+            "x_1": "x_{1}",
+            "two": r"\mathrm{hi} \mathrm{lo}",
+            "one": r"\mathrm{hilo}",
+            "upright": r"\mathrm{x\_12}",
+            "italic": r"x\_12",
+            "raised": "x^{12}",
+        }
+    )
+    assert looks["x_1_2"] == looks["x_12"] and looks["x1"] == looks["x_1"]
+    assert looks["two"] == looks["one"]
+    others = [looks[k] for k in ("x_12", "x1", "one", "upright", "italic", "raised")]
+    assert len(set(others)) == len(others)
+
+
+def test_products_of_upright_names_do_not_look_like_one_name() -> None:
+    lo, hi, x, y = sp.symbols("lo hi x y", real=True)
+    shown = {
+        "hi*lo": to_latex(hi * lo),
+        "hilo": to_latex(sp.Symbol("hilo")),
+        "lohi": to_latex(sp.Symbol("lohi")),
+        "lo*(x + 1)": to_latex(lo * (x + 1)),  # not a function lo applied to x + 1
+        "lo(x + 1)": r"\operatorname{lo}{\left(x + 1 \right)}",
+    }
+    looks = katex_looks(shown)
+    assert len(set(looks.values())) == len(looks), shown
+    assert to_latex(2 * x * y) == "2 x y"  # one-letter names: as SymPy writes them
+    assert to_latex(lo * (x + 1)) == r"\mathrm{lo} \cdot \left(x + 1\right)"
