@@ -21,7 +21,7 @@ from symgrad import functions as F
 from symgrad import numpy_code, program, render, reverse
 from symgrad.errors import SymgradError
 from symgrad.parse import Parsed, parse
-from symgrad.printing import latex_name, to_latex, to_sympy_text, to_text
+from symgrad.printing import latex_name, latex_rows, to_latex, to_sympy_text, to_text
 from symgrad.registry import SMOOTH
 
 CONVENTIONS = ("torch", "jax")
@@ -52,14 +52,8 @@ class Derivation:
 
     def latex(self) -> str:
         """LaTeX lines: the function, then each partial derivative."""
-        args = ", ".join(_latex_name(n) for n in self.inputs)
-        lines = [f"f({args}) = {to_latex(self.expression)}"]
-        for name, d in self.derivatives.items():
-            lines.append(
-                rf"\frac{{\partial f}}{{\partial {_latex_name(name)}}} = "
-                f"{to_latex(d)}"
-            )
-        return "\n".join(lines)
+        rows = latex_rows(self.inputs, self.expression, self.derivatives)
+        return "\n".join(f"{left} = {right}" for left, right in rows)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,17 +77,11 @@ class Derivation:
 
     def markdown(self) -> str:
         """Prose and `$$` math, for READMEs, Jupyter and MkDocs."""
-        parts = [
-            f"For $f({', '.join(self.inputs)}) = {to_latex(self.expression)}$:",
-            "",
-        ]
-        for name, d in self.derivatives.items():
-            parts += [
-                "$$",
-                rf"\frac{{\partial f}}{{\partial {_latex_name(name)}}} = {to_latex(d)}",
-                "$$",
-                "",
-            ]
+        rows = latex_rows(self.inputs, self.expression, self.derivatives)
+        (function, value), partials = rows[0], rows[1:]
+        parts = [f"For ${function} = {value}$:", ""]
+        for left, right in partials:
+            parts += ["$$", f"{left} = {right}", "$$", ""]
         parts += [f"- {note}" for note in self.notes]
         return "\n".join(parts).rstrip() + "\n"
 
@@ -101,8 +89,11 @@ class Derivation:
         return self.markdown()
 
     def _repr_latex_(self) -> str:
-        body = r" \\ ".join(self.latex().split("\n"))
-        return rf"$\begin{{aligned}} {body} \end{{aligned}}$".replace(" = ", " &= ", -1)
+        # aligned at each row's own `=`: an `=` inside a formula (max's [x = y]) is
+        # no alignment point, and an `&` there is a KaTeX/LaTeX error
+        rows = latex_rows(self.inputs, self.expression, self.derivatives)
+        body = r" \\ ".join(f"{left} &= {right}" for left, right in rows)
+        return rf"$\begin{{aligned}} {body} \end{{aligned}}$"
 
     def __str__(self) -> str:
         return "\n".join(self.text_lines())

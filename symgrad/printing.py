@@ -5,12 +5,18 @@
 - `to_sympy_text`: text that `sympy.sympify` parses: comparisons as Piecewise, and
   symgrad's own functions as undefined SymPy functions with names that cannot be taken
   for Python builtins (`amax`, `asum`, ...).
-- `to_latex`: SymPy's LaTeX, with the registry's LaTeX for symgrad's own functions.
+- `to_latex`: SymPy's LaTeX, with the registry's LaTeX for symgrad's own functions and
+  input names as `latex_name` writes them (no two names look alike).
 
 Floats print as their shortest round-trip repr (`1.5`, not `1.50000000000000`).
 """
 
 from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
@@ -196,6 +202,10 @@ class SympyTextPrinter(TextPrinter):
 class SymgradLatexPrinter(LatexPrinter):
     """SymPy's LaTeX, with the registry's templates for symgrad's own functions."""
 
+    def __init__(self, settings: dict[str, Any] | None = None) -> None:
+        super().__init__(settings)
+        self._plain_mul_symbol = self._settings["mul_symbol_latex"]
+
     def _print_Float(self, expr: sp.Float) -> str:
         text = _float_text(expr)
         if "e" in text and "inf" not in text:
@@ -216,6 +226,31 @@ class SymgradLatexPrinter(LatexPrinter):
                 text = rf"\left({text}\right)^{{{exp}}}"
             return text
         return super()._print_Function(expr, exp)
+
+    def _print_Mul(self, expr: sp.Expr) -> str:
+        # An upright name beside another factor reads as one name or as a function
+        # (hi*lo as "hilo", lo*(x + 1) as "lo(x + 1)"): such products take a \cdot.
+        settings = self._settings
+        before = settings["mul_symbol_latex"]
+        if any(_is_upright(factor) for factor in expr.args):
+            settings["mul_symbol_latex"] = r" \cdot "
+        else:
+            settings["mul_symbol_latex"] = self._plain_mul_symbol
+        try:
+            return super()._print_Mul(expr)
+        finally:
+            settings["mul_symbol_latex"] = before
+
+    def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
+        # every name as latex_name writes it, not SymPy's reading of the name
+        # (x__y as x^{y}, x_1_2 as x_{1 2}, xbar as \bar{x})
+        chosen = self._settings["symbol_names"].get(expr)
+        return chosen if chosen is not None else latex_name(expr.name)
+
+
+def _is_upright(factor: sp.Basic) -> bool:
+    base = factor.base if isinstance(factor, sp.Pow) else factor
+    return isinstance(base, sp.Symbol) and latex_name(base.name).startswith(r"\mathrm")
 
 
 # Above this many nodes, terms print in SymPy's stored (canonical) order instead of
@@ -249,23 +284,68 @@ def to_sympy_text(expr: sp.Expr) -> str:
 
 def to_latex(expr: sp.Expr) -> str:
     """Print as LaTeX math (no surrounding dollars)."""
-    names = {}
-    if isinstance(expr, sp.Basic):
-        for symbol in expr.free_symbols:
-            name = latex_name(symbol.name)
-            if name != symbol.name:
-                names[symbol] = name
-    return SymgradLatexPrinter({"mul_symbol": None, "symbol_names": names}).doprint(
-        expr
-    )
+    return SymgradLatexPrinter({"mul_symbol": None}).doprint(expr)
 
 
+# Greek names that print as their letter: each has its own LaTeX command, so no two
+# names share a letter. Not: omicron and the capitals SymPy writes as Latin letters
+# (Alpha as A would be the input A); lambda (a keyword; SymPy's spelling is lamda,
+# and Lambda is taken by the capital).
+_GREEK = {
+    name: "\\" + name
+    for name in (
+        "alpha beta gamma delta epsilon zeta eta theta iota kappa mu nu xi pi rho "
+        "sigma tau upsilon phi chi psi omega "
+        "Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega"
+    ).split()
+} | {"lamda": r"\lambda"}
+_NUMBERED = re.compile(r"([A-Za-z]+)([0-9]+)")
+
+
+@functools.lru_cache(maxsize=4096)
 def latex_name(name: str) -> str:
-    """An input's name in LaTeX: `lo` upright as one word (not l times o); Greek
-    letters and subscripts (`alpha`, `x_1`) as SymPy writes them."""
-    if len(name) > 1 and name.isalpha() and sp.latex(sp.Symbol(name)) == name:
-        return rf"\mathrm{{{name}}}"
-    return sp.latex(sp.Symbol(name))
+    r"""An input's name in LaTeX, one rendering per name (no two names look alike).
+
+    A letter in math italic (`x`), a Greek name as its letter (`alpha`: \alpha), either
+    with a number as subscript (`x1`: x_{1}, `alpha2`: \alpha_{2}); every other name
+    upright, letter for letter, underscores shown (`lo`: \mathrm{lo}, `x_1`:
+    \mathrm{x\_1}, `x__y`: \mathrm{x\_\_y}). A constant's name (`pi`, `e`) is
+    upright as an input, so that it is not the constant (\pi, e).
+    """
+    if name not in registry.CONSTANTS:
+        if len(name) == 1 and name.isascii() and name.isalpha():
+            return name
+        if name in _GREEK:
+            return _GREEK[name]
+        numbered = _NUMBERED.fullmatch(name)
+        if numbered:
+            base, digits = numbered.groups()
+            if len(base) == 1 or base in _GREEK:
+                return f"{_GREEK.get(base, base)}_{{{digits}}}"
+    return r"\mathrm{" + "".join(_upright_char(c) for c in name) + "}"
 
 
-__all__ = ["latex_name", "to_latex", "to_sympy_text", "to_text"]
+def _upright_char(char: str) -> str:
+    if char == "_":
+        return r"\_"
+    if char.isascii() and char.isalnum():
+        return char
+    return rf"\text{{{char}}}"  # a name from --inputs may be any identifier
+
+
+def latex_rows(
+    inputs: Sequence[str], expression: sp.Expr, derivatives: Mapping[str, sp.Expr]
+) -> list[tuple[str, str]]:
+    """The function and each partial derivative as (left side, right side) LaTeX:
+    whoever lays them out (lines, an ``aligned`` block) joins each pair at its own
+    ``=``, never at an ``=`` inside the formula (``\\left[x = y\\right]``)."""
+    args = ", ".join(latex_name(name) for name in inputs)
+    rows = [(f"f({args})", to_latex(expression))]
+    for name, d in derivatives.items():
+        rows.append(
+            (rf"\frac{{\partial f}}{{\partial {latex_name(name)}}}", to_latex(d))
+        )
+    return rows
+
+
+__all__ = ["latex_name", "latex_rows", "to_latex", "to_sympy_text", "to_text"]
