@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def plot_options(parser: argparse.ArgumentParser) -> None:
-    """The options of `symgrad plot`."""
+    """The options of `symgrad plot` (run by `cmd_plot`)."""
     # `--range -3,3`: a value that starts with a minus sign and a digit is a value,
     # not an unknown option (Python 3.13's rule; older argparse refuses "-3,3").
     parser._negative_number_matcher = re.compile(r"^-\.?\d")  # type: ignore[attr-defined]
@@ -364,9 +364,33 @@ def cmd_functions(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from symgrad.plot import run
+    from symgrad.derivation import derive
+    from symgrad.plot import parse_range, plot_data, render, require_matplotlib
 
-    return run(args)
+    require_matplotlib()  # before any work: say how to install it
+    derivation = derive(expression_text(args), convention=args.convention)
+    lo, hi = parse_range(args.range)
+    fixed = _plot_fixed(args.at)
+    data = plot_data(derivation, wrt=args.wrt, lo=lo, hi=hi, fixed=fixed)
+    render(data, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _plot_fixed(text: str | None) -> dict[str, float]:
+    """`--at y=1` of `symgrad plot`: a number for each input that is not varied."""
+    if not text:
+        return {}
+    import numpy as np
+
+    from symgrad.values import parse_values
+
+    fixed = {}
+    for name, value in parse_values(text).items():
+        if np.ndim(value) != 0:
+            raise SymgradError(f"--at: {name} must be a single number to plot")
+        fixed[name] = float(value)
+    return fixed
 
 
 _COMMANDS = {
