@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 from pathlib import Path
+
+import pytest
 
 from symgrad.cli import main
 
@@ -39,6 +42,99 @@ def refused(*argv: str) -> str:
     return err
 
 
+# --- an expression that starts with a minus sign --------------------------------------
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["derive", "-x**2"],
+        ["derive", "-x**2", "--at", "x=2"],
+        ["derive", "--at", "x=2", "-x**2"],
+        ["derive", "--at=x=2", "-x**2", "--format", "text"],
+        ["derive", "--steps", "-x**2"],
+        ["derive", "-x**2", "--wrt", "x", "--conv", "jax"],  # an abbreviated option
+        ["derive", "--", "-x**2"],
+    ],
+)
+def test_derive_a_negated_expression(argv: list[str]) -> None:
+    out = ok(*argv)
+    assert "-x**2" in out[0] or "-x**2" in "\n".join(out), out
+    assert any("-2*x" in line or "-4.0" in line for line in out), out
+    if "x=2" in " ".join(argv):
+        assert "  df/dx = -4.0" in out
+
+
+def test_a_minus_with_a_space_and_a_minus_number() -> None:
+    assert ok("derive", "- x")[1] == "df/dx = -1"
+    assert ok("derive", "-sin(x)")[1] == "df/dx = -cos(x)"
+    assert ok("derive", "-3")[0] == "f() = -3"
+    assert ok("derive", "-x", "--inputs", "x")[0] == "f(x) = -x"
+
+
+def test_generate_and_check_a_negated_expression(tmp_path: Path) -> None:
+    path = tmp_path / "f.py"
+    assert ok("generate", "-x", "-o", str(path)) == [f"wrote {path}"]
+    spec = importlib.util.spec_from_file_location("f", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.EXPRESSION == "-x"
+    assert float(module.value_and_grad(2.0)[1][0]) == -1.0
+    # the command the module records to make it again runs as written
+    assert "symgrad generate -x -o" in path.read_text(encoding="utf-8")
+    assert ok("generate", "-o", str(path), "-x**3") == [f"wrote {path}"]
+    assert ok("check", "-x", "--points", "3")[-1] == "agreement: all checks pass"
+
+
+def test_the_recorded_command_makes_the_module_again(tmp_path, monkeypatch) -> None:
+    import shlex
+
+    monkeypatch.chdir(tmp_path)  # a short path: the docstring keeps it on one line
+    path = Path("f.py")
+    for argv in (["-x", "-o", str(path)], ["-o", str(path), "--", "--x"]):
+        assert ok("generate", *argv) == [f"wrote {path}"]
+        source = path.read_text(encoding="utf-8")
+        command = next(
+            line.strip()
+            for line in source.splitlines()[1:]
+            if "symgrad generate" in line
+        )
+        path.unlink()
+        assert ok(*shlex.split(command)[1:]) == [f"wrote {path}"]
+        assert path.read_text(encoding="utf-8") == source
+
+
+def test_plot_a_negated_expression_over_a_negative_range(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    for argv in (
+        ["plot", "-x", "--range", "-3,3", "-o", str(tmp_path / "a.png")],
+        ["plot", "--range", "-3,-1", "-abs(x)", "-o", str(tmp_path / "b.png")],
+        ["plot", "-x*y", "--wrt", "x", "--at", "y=-1", "--range=-2,2", "-o"],
+    ):
+        if argv[-1] == "-o":
+            argv.append(str(tmp_path / "c.png"))
+        assert ok(*argv) == [f"wrote {argv[argv.index('-o') + 1]}"]
+    err = refused("plot", "x", "--range", "3,-3", "-o", str(tmp_path / "d.png"))
+    assert "need finite LO < HI" in err
+
+
+def test_help_and_unknown_options_are_unchanged() -> None:
+    status, out, _ = run("derive", "-h")
+    assert status == 0 and "usage: symgrad derive" in out
+    status, out, _ = run("derive", "-x", "--help")
+    assert status == 0 and "usage: symgrad derive" in out
+    for argv in (
+        ["derive", "--frobnicate", "x"],
+        ["derive", "x", "--frobnicate"],
+        ["derive", "--frobnicate"],
+        ["derive"],
+        ["derive", "-x", "y"],  # two expressions
+        ["generate", "-x"],  # -o is required
+        ["plot", "-x", "--range"],  # --range needs its value
+    ):
+        status, _, err = run(*argv)
+        assert status == 2, argv
+        assert err.startswith("usage: ") or err.startswith("symgrad"), err
+
+
 # --- the CLI glue lives in cli.py -----------------------------------------------------
 def _imports(path: Path, top_level_only: bool = False) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -58,3 +154,17 @@ def test_plot_does_not_import_the_cli_and_the_cli_imports_plot_lazily() -> None:
     assert not {"argparse", "symgrad.cli"} & plot, plot
     cli = _imports(ROOT / "symgrad" / "cli.py", top_level_only=True)
     assert not {"symgrad.plot", "symgrad"} & cli and "symgrad.plot" not in str(cli)
+
+
+def test_the_cli_sets_no_private_attributes() -> None:
+    """No private attribute of argparse (or of anything) is reached into."""
+    for name in ("cli.py", "plot.py", "generate.py"):
+        tree = ast.parse((ROOT / "symgrad" / name).read_text(encoding="utf-8"))
+        private = {
+            node.attr
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute)
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        }
+        assert not private, (name, private)
