@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -243,9 +244,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:  # pragma: no cover
         return 130
-    except BrokenPipeError:  # e.g. `symgrad functions | head`
-        sys.stderr.close()
+    except BrokenPipeError:  # e.g. `symgrad functions | head`: the reader is gone
+        _discard_stdout()
         return 0
+
+
+def _discard_stdout() -> None:
+    """Send what is left for a standard output whose reader is gone to os.devnull.
+
+    Python's own recipe: the interpreter's last flush then succeeds quietly, and
+    standard error (which the caller of `main` may still use) stays open.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no file descriptor: nothing to do
+        pass
 
 
 def _expression_last(parser: _Parser, argv: list[str]) -> list[str]:

@@ -168,3 +168,31 @@ def test_the_cli_sets_no_private_attributes() -> None:
             and not node.attr.startswith("__")
         }
         assert not private, (name, private)
+
+
+def test_a_closed_pipe_ends_quietly_and_leaves_stderr_open() -> None:
+    """`symgrad functions | head -1`: status 0, no noise; and a program that called
+    `main` can still write to its standard error afterwards."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before symgrad writes
+    try:
+        script = (
+            "import sys; from symgrad.cli import main; status = main(['functions']); "
+            "print('stderr is open', status, file=sys.stderr)"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+    finally:
+        os.close(write)
+    assert result.returncode == 0
+    assert result.stderr == "stderr is open 0\n"
