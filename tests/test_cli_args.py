@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+import symgrad
 from symgrad.cli import main
+from symgrad.errors import SymgradError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -133,6 +135,33 @@ def test_help_and_unknown_options_are_unchanged() -> None:
         status, _, err = run(*argv)
         assert status == 2, argv
         assert err.startswith("usage: ") or err.startswith("symgrad"), err
+
+
+# --- the names --inputs and --wrt accept ----------------------------------------------
+@pytest.mark.parametrize(
+    ("inputs", "what"),
+    [
+        ("x,e", "'e' is a constant"),
+        ("pi,x", "'pi' is a constant"),
+        ("x,inf", "'inf' is a constant"),
+        ("x,sin", "'sin' is a function"),
+        ("x,max", "'max' is a function"),
+        ("x,sqrt", "'sqrt' is a function"),
+    ],
+)
+def test_inputs_must_not_be_constants_or_functions(inputs: str, what: str) -> None:
+    err = refused("derive", "x", "--inputs", inputs)
+    assert what in err and "--inputs" in err, err
+    with pytest.raises(SymgradError, match=what):
+        symgrad.derive("x", inputs=inputs.split(","))
+
+
+def test_wrt_must_not_name_an_input_twice() -> None:
+    err = refused("derive", "x*y", "--wrt", "x,y,x", "--at", "x=1,y=2")
+    assert "--wrt lists 'x' twice" in err
+    with pytest.raises(SymgradError, match="lists 'y' twice"):
+        symgrad.derive("x*y", wrt=["y", "y"])
+    assert ok("derive", "x*y", "--wrt", "y,x")[1:] == ["df/dy = x", "df/dx = y"]
 
 
 # --- the CLI glue lives in cli.py -----------------------------------------------------
