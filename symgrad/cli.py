@@ -144,7 +144,7 @@ def build_parser() -> _Parser:
     generate.add_argument(
         "--force",
         action="store_true",
-        help="overwrite a file that symgrad did not generate",
+        help="overwrite a file that symgrad did not generate (never a pipe or device)",
     )
 
     check = add_command(
