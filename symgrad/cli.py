@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,11 +33,50 @@ examples:
 
 
 class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that errors in one line and remembers its own options.
+
+    `options` maps each option string to whether it takes a value, `subcommands` each
+    command to its parser, and `takes_expression` says whether there is an EXPR: what
+    `_expression_last` needs to find EXPR, read from argparse's public API only.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.options: dict[str, bool] = {}
+        self.subcommands: dict[str, _Parser] = {}
+        self.takes_expression = False
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        for option in action.option_strings:
+            self.options[option] = action.nargs != 0
+        if action.dest == "expression" and not action.option_strings:
+            self.takes_expression = True
+        return action
+
+    def option(self, word: str) -> tuple[str, bool] | None:
+        """The option `word` names (`-o`, `--at=x=1`, `--conv`), and whether its value
+        is attached (`=`); None for anything else."""
+        if word in self.options:
+            return word, False
+        if not word.startswith("--"):
+            return None
+        name, equals, _ = word.partition("=")
+        if name in self.options:
+            return name, bool(equals)
+        if self.allow_abbrev:  # argparse takes a unique prefix of a long option
+            matches = [
+                o for o in self.options if o.startswith("--") and o.startswith(name)
+            ]
+            if len(matches) == 1:
+                return matches[0], bool(equals)
+        return None
+
     def error(self, message: str) -> None:  # one line, status 2, like every bad input
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     from symgrad import __version__
 
     parser = _Parser(
@@ -52,7 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", metavar="COMMAND", parser_class=_Parser
     )
 
-    derive = commands.add_parser(
+    def add_command(name: str, **kwargs: Any) -> _Parser:
+        command = commands.add_parser(name, **kwargs)
+        parser.subcommands[name] = command
+        return command
+
+    derive = add_command(
         "derive",
         help="print an expression's derivatives (and their values with --at)",
         description="Print the derivative of EXPR with respect to each input.",
@@ -80,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate the value and the gradient at these input values",
     )
 
-    generate = commands.add_parser(
+    generate = add_command(
         "generate",
         help="write a standalone NumPy module for the value and gradient",
         description="Write a Python module (numpy only) with forward, backward and "
@@ -100,10 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--force",
         action="store_true",
-        help="overwrite a file that symgrad did not generate",
+        help="overwrite a file that symgrad did not generate (never a pipe or device)",
     )
 
-    check = commands.add_parser(
+    check = add_command(
         "check",
         help="check the generated code against finite differences, mpmath and PyTorch",
         description="Check the gradient code generated for EXPR against "
@@ -115,16 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--points", type=int, default=20, help="random points (20)")
     check.add_argument("--seed", type=int, default=0)
 
-    plot = commands.add_parser(
+    plot = add_command(
         "plot",
         help="draw an expression and its derivative to a PNG, kinks marked",
         description="Draw EXPR and its derivative over --range into a PNG, marking "
         "the value the convention picks at each kink (needs matplotlib: "
         'pip install "symgrad[plot]").',
     )
-    plot_options(plot)
+    _plot_options(plot)
 
-    functions = commands.add_parser(
+    functions = add_command(
         "functions",
         help="list the functions symgrad knows",
         description="List the function catalog.",
@@ -133,11 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def plot_options(parser: argparse.ArgumentParser) -> None:
-    """The options of `symgrad plot`."""
-    # `--range -3,3`: a value that starts with a minus sign and a digit is a value,
-    # not an unknown option (Python 3.13's rule; older argparse refuses "-3,3").
-    parser._negative_number_matcher = re.compile(r"^-\.?\d")  # type: ignore[attr-defined]
+def _plot_options(parser: argparse.ArgumentParser) -> None:
+    """The options of `symgrad plot` (`--range -3,3` works: see `_expression_last`)."""
     parser.add_argument(
         "expression",
         metavar="EXPR",
@@ -191,7 +232,8 @@ def _expression_options(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(_expression_last(parser, words))
     if args.command is None:
         parser.print_help()
         return 2
@@ -202,9 +244,87 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:  # pragma: no cover
         return 130
-    except BrokenPipeError:  # e.g. `symgrad functions | head`
-        sys.stderr.close()
+    except BrokenPipeError:  # e.g. `symgrad functions | head`: the reader is gone
+        _discard_stdout()
         return 0
+
+
+def _discard_stdout() -> None:
+    """Send what is left for a standard output whose reader is gone to os.devnull.
+
+    Python's own recipe: the interpreter's last flush then succeeds quietly, and
+    standard error (which the caller of `main` may still use) stays open.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no file descriptor: nothing to do
+        pass
+
+
+def _expression_last(parser: _Parser, argv: list[str]) -> list[str]:
+    """`argv` with an EXPR that starts with a minus sign moved behind `--`.
+
+    argparse takes `-x**2` for an unknown option. A command's EXPR is the first word
+    after the command that is neither an option the command knows nor an option's
+    value; when it starts with a single '-' and no plain word could be EXPR instead,
+    it is moved to the end, after `--`, where argparse reads it as EXPR. An option's
+    value that starts with '-' is attached to it (`--range -3,3` becomes
+    `--range=-3,3`). Everything else is left as it was, so `-h` and the errors for
+    unknown options are argparse's own. (An EXPR that starts with `--`, say `--x`,
+    is taken for an option: write `-- --x`.)
+    """
+    start = next((i for i, word in enumerate(argv) if not word.startswith("-")), None)
+    if start is None or argv[start] not in parser.subcommands:
+        return argv
+    command = parser.subcommands[argv[start]]
+    if not command.takes_expression:
+        return argv
+    words = argv[start + 1 :]
+    out: list[str] = []
+    expression: str | None = None  # the first word that starts with '-' but no option
+    slot = 0  # where it was, among the other words
+    plain = False  # a word argparse reads as EXPR anyway
+    i = 0
+    while i < len(words):
+        word = words[i]
+        i += 1
+        if word == "--":  # what follows is EXPR, as the user said
+            out += words[i - 1 :]
+            plain = True
+            break
+        option = command.option(word)
+        if option is not None:
+            name, attached = option
+            value = words[i] if i < len(words) else None
+            if command.options[name] and not attached and value is not None:
+                if not value.startswith("-") or value == "-":
+                    out += [word, value]
+                    i += 1
+                    continue
+                if value != "--" and command.option(value) is None:
+                    out.append(
+                        f"{word}={value}" if word.startswith("--") else word + value
+                    )
+                    i += 1
+                    continue
+            out.append(word)
+        elif word.startswith("-") and word != "-" and not word.startswith("--"):
+            if expression is None:
+                expression, slot = word, len(out)
+            else:
+                out.append(word)  # a second one: argparse says it is unknown
+        else:
+            plain = plain or not word.startswith("-") or word == "-"
+            out.append(word)
+    if expression is not None and not plain:
+        out += ["--", expression]
+    elif expression is not None:  # another word is EXPR: leave this one where it was
+        out.insert(slot, expression)
+    return argv[: start + 1] + out
 
 
 def expression_text(args: argparse.Namespace) -> str:
@@ -321,13 +441,17 @@ def _regenerate_command(args: argparse.Namespace) -> list[str]:
 
     text = expression_text(args)
     quoted = shlex.quote(text) if len(text) <= 200 else "-"
-    parts = ["symgrad", "generate", quoted, "-o", shlex.quote(args.output)]
+    options = ["-o", shlex.quote(args.output)]
     if args.name:
-        parts += ["--name", shlex.quote(args.name)]
+        options += ["--name", shlex.quote(args.name)]
     if args.inputs:
-        parts += ["--inputs", shlex.quote(args.inputs)]
+        options += ["--inputs", shlex.quote(args.inputs)]
     if args.convention != "torch":
-        parts += ["--convention", args.convention]
+        options += ["--convention", args.convention]
+    if text.startswith("--"):  # `--x` would read as an option: EXPR last, after --
+        parts = ["symgrad", "generate", *options, "--", quoted]
+    else:
+        parts = ["symgrad", "generate", quoted, *options]
     if quoted == "-":  # a long expression: read it back from the module itself
         module = Path(args.output).stem if args.output.endswith(".py") else args.name
         parts = [
@@ -364,9 +488,33 @@ def cmd_functions(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from symgrad.plot import run
+    from symgrad.derivation import derive
+    from symgrad.plot import parse_range, plot_data, render, require_matplotlib
 
-    return run(args)
+    require_matplotlib()  # before any work: say how to install it
+    derivation = derive(expression_text(args), convention=args.convention)
+    lo, hi = parse_range(args.range)
+    fixed = _plot_fixed(args.at)
+    data = plot_data(derivation, wrt=args.wrt, lo=lo, hi=hi, fixed=fixed)
+    render(data, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _plot_fixed(text: str | None) -> dict[str, float]:
+    """`--at y=1` of `symgrad plot`: a number for each input that is not varied."""
+    if not text:
+        return {}
+    import numpy as np
+
+    from symgrad.values import parse_values
+
+    fixed = {}
+    for name, value in parse_values(text).items():
+        if np.ndim(value) != 0:
+            raise SymgradError(f"--at: {name} must be a single number to plot")
+        fixed[name] = float(value)
+    return fixed
 
 
 _COMMANDS = {

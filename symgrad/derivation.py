@@ -197,6 +197,9 @@ def _derive(
     parsed = text if isinstance(text, Parsed) else parse(text)
     names = _order_inputs(parsed, inputs)
     wanted = tuple(names if not wrt else wrt)
+    if len(set(wanted)) != len(wanted):
+        twice = next(n for i, n in enumerate(wanted) if n in wanted[:i])
+        raise SymgradError(f"--wrt lists '{twice}' twice")
     for name in wanted:
         if name not in names:
             raise SymgradError(
@@ -220,19 +223,39 @@ def _derive(
 
 
 def _order_inputs(parsed: Parsed, inputs: Sequence[str] | None) -> tuple[str, ...]:
+    """The inputs in `inputs`' order (--inputs), checked; else in order of appearance.
+
+    Each name must be a valid input name: an identifier not starting with '_', and not
+    a constant or a function of the language (the parser reads those as such, so an
+    input of that name could never be used).
+    """
     if not inputs:
         return parsed.inputs
+    from symgrad import registry
+
     names = tuple(inputs)
-    if len(set(names)) != len(names):
-        raise SymgradError("--inputs lists a name twice")
-    missing = [n for n in parsed.inputs if n not in names]
+    functions = set(registry.function_names())
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise SymgradError(f"--inputs lists '{name}' twice")
+        seen.add(name)
+        if not name.isidentifier() or name.startswith("_"):
+            raise SymgradError(f"--inputs: '{name}' is not a valid input name")
+        if name in registry.CONSTANTS:
+            raise SymgradError(
+                f"--inputs: '{name}' is a constant "
+                f"({', '.join(registry.CONSTANTS)}), not an input name"
+            )
+        if name in functions:
+            raise SymgradError(
+                f"--inputs: '{name}' is a function name, not an input name"
+            )
+    missing = [n for n in parsed.inputs if n not in seen]
     if missing:
         raise SymgradError(
             f"--inputs must list every input; missing: {', '.join(missing)}"
         )
-    for name in names:
-        if not name.isidentifier() or name.startswith("_"):
-            raise SymgradError(f"--inputs: '{name}' is not a valid input name")
     return names
 
 

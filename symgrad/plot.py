@@ -18,9 +18,7 @@ says, and saved without a timestamp, so the same input gives the same PNG bytes.
 
 from __future__ import annotations
 
-import argparse
 import struct
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +28,7 @@ import numpy as np
 import sympy as sp
 
 from symgrad import functions as F
-from symgrad.derivation import Derivation, derive
+from symgrad.derivation import Derivation
 from symgrad.errors import SymgradError
 from symgrad.printing import to_text
 
@@ -79,33 +77,7 @@ class PlotData:
     kinks: list[Kink]
 
 
-# --- the command ----------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `symgrad plot` (they live with the CLI, which must not import
-    NumPy just to build its parser)."""
-    from symgrad.cli import plot_options
-
-    plot_options(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    """`symgrad plot`: write the PNG; status 2 and one line on bad input."""
-    try:
-        require_matplotlib()
-        from symgrad.cli import expression_text
-
-        derivation = derive(expression_text(args), convention=args.convention)
-        lo, hi = parse_range(args.range)
-        fixed = _parse_fixed(args.at)
-        data = plot_data(derivation, wrt=args.wrt, lo=lo, hi=hi, fixed=fixed)
-        render(data, args.output)
-    except SymgradError as exc:
-        print(f"symgrad: error: {exc.format()}", file=sys.stderr)
-        return 2
-    print(f"wrote {args.output}")
-    return 0
-
-
+# --- for the command (`symgrad plot` is wired in symgrad/cli.py) and Sphinx -----------
 def require_matplotlib() -> Any:
     """The matplotlib module, or MissingMatplotlib saying how to install it."""
     try:
@@ -127,19 +99,6 @@ def parse_range(text: str) -> tuple[float, float]:
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
         raise SymgradError(f"--range: need finite LO < HI, got '{text}'")
     return lo, hi
-
-
-def _parse_fixed(text: str | None) -> dict[str, float]:
-    if not text:
-        return {}
-    from symgrad.values import parse_values
-
-    fixed = {}
-    for name, value in parse_values(text).items():
-        if np.ndim(value) != 0:
-            raise SymgradError(f"--at: {name} must be a single number to plot")
-        fixed[name] = float(value)
-    return fixed
 
 
 # --- the data -------------------------------------------------------------------------

@@ -304,13 +304,6 @@ def test_the_gallery_is_typeset_in_a_browser(served, tmp_path: Path) -> None:
 
 
 # --- the tutorial's console blocks ----------------------------------------------------
-PLOT = (
-    "import argparse, sys; from symgrad import plot; "
-    "p = argparse.ArgumentParser(prog='symgrad plot'); plot.add_arguments(p); "
-    "sys.exit(plot.run(p.parse_args()))"
-)
-
-
 def _env() -> dict[str, str]:
     """The environment for a subprocess in another folder: this checkout's symgrad."""
     path = [str(ROOT), os.environ.get("PYTHONPATH", "")]
@@ -329,9 +322,6 @@ def _console_blocks(text: str) -> list[tuple[str, str]]:
 
 def _argv(command: str) -> list[str]:
     words = shlex.split(command)
-    if words[:2] == ["symgrad", "plot"]:
-        # as `symgrad plot` runs once the CLI wires symgrad/plot.py in
-        return [sys.executable, "-c", PLOT, *words[2:]]
     if words[0] == "symgrad":
         return [sys.executable, "-m", "symgrad.cli", *words[1:]]
     assert words[0] == "python", command

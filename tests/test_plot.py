@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from PIL import Image
 
 import symgrad
 from symgrad import plot
+from symgrad.cli import main
 from symgrad.examples import SEEDS
 
 # How each seed is plotted: the range, and for several inputs which one varies.
@@ -21,14 +21,6 @@ SEED_PLOTS = {
     "lt": {"wrt": "x", "fixed": {"y": 1.0}},
 }
 ORANGE = (0xFF, 0x7F, 0x0E)
-
-
-def _parser() -> argparse.ArgumentParser:
-    """A `symgrad` parser with the plot command, wired as the CLI wires it."""
-    parser = argparse.ArgumentParser(prog="symgrad")
-    commands = parser.add_subparsers(dest="command")
-    plot.add_arguments(commands.add_parser("plot"))
-    return parser
 
 
 def _pixels(path: Path) -> np.ndarray:
@@ -136,16 +128,12 @@ def test_same_input_same_bytes(tmp_path: Path) -> None:
 
 def test_command_line(tmp_path: Path, capsys) -> None:
     out = tmp_path / "abs.png"
-    args = _parser().parse_args(
-        ["plot", "abs(x)", "--range", "-3,3", "--convention", "jax", "-o", str(out)]
-    )
-    assert plot.run(args) == 0
+    argv = ["plot", "abs(x)", "--range", "-3,3", "--convention", "jax", "-o", str(out)]
+    assert main(argv) == 0
     assert capsys.readouterr().out == f"wrote {out}\n"
     assert _pixels(out).shape == (400, 640, 3)
-    args = _parser().parse_args(
-        ["plot", "x*y", "--wrt", "y", "--at", "x=2", "-o", str(tmp_path / "xy.png")]
-    )
-    assert plot.run(args) == 0
+    argv = ["plot", "x*y", "--wrt", "y", "--at", "x=2", "-o", str(tmp_path / "xy.png")]
+    assert main(argv) == 0
 
 
 @pytest.mark.parametrize(
@@ -163,8 +151,7 @@ def test_command_line(tmp_path: Path, capsys) -> None:
 )
 def test_bad_input_is_one_error(argv: list[str], message: str, tmp_path, capsys):
     out = tmp_path / "f.png"
-    args = _parser().parse_args(["plot", *argv, "-o", str(out)])
-    assert plot.run(args) == 2
+    assert main(["plot", *argv, "-o", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("symgrad: error: ") and message in err, err
     assert "Traceback" not in err and not out.exists()
@@ -177,8 +164,7 @@ def test_without_matplotlib_says_how_to_install(
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` fails
     out = tmp_path / "abs.png"
-    args = _parser().parse_args(["plot", "abs(x)", "-o", str(out)])
-    assert plot.run(args) == 2
+    assert main(["plot", "abs(x)", "-o", str(out)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.splitlines() == [
