@@ -57,41 +57,71 @@ def code_of(node: Node, names: dict[int, str]) -> str:
     return names[node.id]
 
 
-def lower(program: Program) -> NumpyProgram:
-    """The program as named NumPy lines: forward, and backward for both seeds."""
-    names: dict[int, str] = {}
-    for name, node in program.input_nodes.items():
-        names[node.id] = name
-    forward_nodes = [
-        n for n in program.forward_nodes if n.op not in ("input", "const")
-    ]
-    forward: list[Line] = []
+def names(program: Program, *, default: bool = True) -> dict[int, str]:
+    """The generated code's name of each node it names, by node id.
+
+    Inputs keep their names; forward lines are `_v1, _v2, ...` and the inputs' dtype is
+    `_dtype`; the lines of the backward pass are `_g1, _g2, ...` (`default`: the pass
+    with grad_output=None, the constant 1 folded in; else the one with grad_output).
+    Constants have no name (they are literals), nor do adjoints no line computes.
+    """
+    return _backward_names(program, _forward_names(program), default)
+
+
+def _forward_names(program: Program) -> dict[int, str]:
+    named = {node.id: name for name, node in program.input_nodes.items()}
     count = 0
-    for node in forward_nodes:
+    for node in program.forward_nodes:
+        if node.op in ("input", "const"):
+            continue
         if node.op != "dtype":
             count += 1
-        names[node.id] = DTYPE if node.op == "dtype" else f"_v{count}"
-        forward.append(Line(names[node.id], spell(node, names)))
-    known = set(names)
+        named[node.id] = DTYPE if node.op == "dtype" else f"_v{count}"
+    return named
+
+
+def _backward_nodes(
+    program: Program, known: dict[int, str], default: bool
+) -> list[Node]:
+    """The nodes the backward pass computes (and grad_output), in order."""
+    targets = [g for g in program.gradients(default).values() if g is not None]
+    return [n for n in ancestors(targets) if n.id not in known and n.op != "const"]
+
+
+def _backward_names(
+    program: Program, known: dict[int, str], default: bool
+) -> dict[int, str]:
+    named = dict(known)
+    count = 0
+    for node in _backward_nodes(program, known, default):
+        if node.op == "input":  # the upstream gradient
+            assert node.name == GRAD_OUTPUT
+            named[node.id] = GRAD_OUTPUT
+            continue
+        count += 1
+        named[node.id] = DTYPE if node.op == "dtype" else f"_g{count}"
+    return named
+
+
+def lower(program: Program) -> NumpyProgram:
+    """The program as named NumPy lines: forward, and backward for both seeds."""
+    named = _forward_names(program)
+    forward = [
+        Line(named[n.id], spell(n, named))
+        for n in program.forward_nodes
+        if n.op not in ("input", "const")
+    ]
 
     def backward_lines(default: bool) -> tuple[list[Line], dict[str, str]]:
-        local = dict(names)
-        grads = program.gradients(default)
-        targets = [g for g in grads.values() if g is not None]
-        lines: list[Line] = []
-        count = 0
-        for node in ancestors(targets):
-            if node.id in known or node.op == "const":
-                continue
-            if node.op == "input":  # the upstream gradient
-                assert node.name == GRAD_OUTPUT
-                local[node.id] = GRAD_OUTPUT
-                continue
-            count += 1
-            local[node.id] = DTYPE if node.op == "dtype" else f"_g{count}"
-            lines.append(Line(local[node.id], spell(node, local)))
+        local = _backward_names(program, named, default)
+        lines = [
+            Line(local[n.id], spell(n, local))
+            for n in _backward_nodes(program, named, default)
+            if n.op != "input"
+        ]
         codes = {
-            n: ("0.0" if g is None else code_of(g, local)) for n, g in grads.items()
+            n: ("0.0" if g is None else code_of(g, local))
+            for n, g in program.gradients(default).items()
         }
         return lines, codes
 
@@ -107,7 +137,7 @@ def lower(program: Program) -> NumpyProgram:
         forward=forward,
         backward=backward,
         default_backward=default_backward,
-        value=code_of(program.output, names),
+        value=code_of(program.output, named),
         gradients=gradients,
         default_gradients=default_gradients,
         helpers=tuple(sorted(used)),

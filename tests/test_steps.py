@@ -107,45 +107,125 @@ def test_cos_x_squared_without_values() -> None:
     assert all(step["value"] is None for step in data)
 
 
-# --- the same program as the generated code -------------------------------------------
+# --- the same program, the same numbers as the generated code ------------------------
+def generated_values(derivation: symgrad.Derivation, values: dict) -> dict[str, object]:
+    """Every named line of the generated module, run in the module's own namespace.
+
+    The module source is compiled here, in the test only: f and the gradients come from
+    its `value_and_grad`; each forward line `_v<k>` and each line `_g<k>` of the
+    default backward pass is run on the module's helpers, in order.
+    """
+    namespace: dict[str, object] = {}
+    exec(compile(derivation.module_source(), "<generated>", "exec"), namespace)  # noqa: S102
+    args = [values[n] for n in derivation.inputs]
+    value, grads = namespace["value_and_grad"](*args)
+    lowered = numpy_code.lower(derivation.program)
+    local = dict(namespace)
+    local.update(
+        {n: np.asarray(values[n], dtype=np.float64) for n in derivation.inputs}
+    )
+    with np.errstate(all="ignore"):
+        for line in lowered.forward + lowered.default_backward:
+            local[line.name] = eval(line.code, local)  # noqa: S307
+    names = [line.name for line in lowered.forward + lowered.default_backward]
+    out = {name: local[name] for name in names}
+    out["value"] = value
+    out.update({f"grad_{n}": g for n, g in zip(derivation.inputs, grads, strict=True)})
+    return out
+
+
 @pytest.mark.parametrize(
-    "text", ["cos(x**2)", "x/y**2 + x*y", "sin(cos(norm(x)**2 + 1))", "abs(x)*x"]
+    "text",
+    [
+        "cos(x**2)",
+        "x/y**2 + x*y",
+        "sin(cos(norm(x)**2 + 1))",
+        "abs(x)*x",
+        "where(x > 0, sqrt(x), x)",
+        "(x > 0)*x + max(x)",
+        "clip(x, -0.5, y)*exp(y)",
+    ],
 )
-def test_steps_are_the_generated_program(text: str) -> None:
+def test_step_values_are_the_generated_modules(text: str) -> None:
     derivation = symgrad.derive(text)
-    exact = derivation.exact_program
     values = {n: np.array([0.7, -1.3]) + i for i, n in enumerate(derivation.inputs)}
     trace = steps.trace(derivation, at=values)
-    assert [n.expr for n in trace.program.nodes] == [n.expr for n in exact.nodes]
-    assert trace.program.backward_order == exact.backward_order
-    rule_nodes = [n for n in exact.nodes if n.rule is not None]
-    assert len(trace.forward) == len(rule_nodes)
-    assert [s.name for s in trace.forward] == [
-        f"v{k}" for k in range(1, len(rule_nodes) + 1)
-    ]
-    generated = {line.name for line in numpy_code.lower(exact).forward}
-    assert {s.code_name for s in trace.forward} <= generated
-    # f and every gradient: the generated module's own numbers, bit for bit
-    value, grads = derivation.evaluate(values)
-    np.testing.assert_array_equal(trace.value, value)
+    generated = generated_values(derivation, values)
+    np.testing.assert_array_equal(trace.value, generated["value"])
+    np.testing.assert_array_equal(trace.results[0].value, generated["value"])
     by_name = {s.name: s for s in trace.backward}
-    for name in derivation.inputs:
-        np.testing.assert_array_equal(by_name[f"{name}\u0304"].value, grads[name])
-        np.testing.assert_array_equal(trace.results[0].value, value)
+    for k, name in enumerate(derivation.inputs, start=1):
+        grad = generated[f"grad_{name}"]
+        np.testing.assert_array_equal(by_name[f"{name}\u0304"].value, grad)
+        np.testing.assert_array_equal(trace.results[k].value, grad)
+    # each step that is a line of the generated code has that line's value
+    checked = 0
+    for step in trace.forward + trace.backward:
+        if step.code_name in generated:
+            expected = np.asarray(generated[step.code_name])
+            if expected.dtype.kind == "b":
+                expected = expected.astype(np.float64)
+            np.testing.assert_array_equal(
+                step.value, np.broadcast_to(expected, np.shape(step.value))
+            )
+            checked += 1
+    assert checked >= len(trace.forward)
+    # the forward steps are the program's nodes, in order, named v1, v2, ...
+    program = derivation.program
+    shown = [n for n in program.forward_nodes if n.op not in ("input", "const")]
+    shown = [n for n in shown if n.op not in ("dtype", "float")]
+    assert [s.name for s in trace.forward] == [
+        f"v{k}" for k in range(1, len(shown) + 1)
+    ]
+    assert [s.rule for s in trace.forward] == [n.op for n in shown]
+    assert trace.forward[-1].alias == "f"
     assert not trace.remarks
 
 
-def test_divisor_steps_keep_trace_numbering() -> None:
+def test_steps_follow_the_expression_as_written() -> None:
     trace = steps.trace(symgrad.derive("x/y**2 + x*y"), at={"x": 2.0, "y": 3.0})
     assert [(s.name, s.expression, s.code_name) for s in trace.forward] == [
-        ("v1", "x*y", "v1"),
-        ("v2", "x/y**2", "v3"),  # the generated code names y**2 v2 first
-        ("v3", "v1 + v2", "v4"),
+        ("v1", "y**2", "_v1"),
+        ("v2", "x/v1", "_v2"),
+        ("v3", "x*y", "_v3"),
+        ("v4", "v2 + v3", "_v4"),
     ]
     rules = {s.name: s.rule for s in trace.backward}
-    assert rules["x̄"] == "quotient rule + product rule"
+    assert rules["x̄"] == "product rule + quotient rule"
     assert rules["v̄2"] == "sum rule"
     assert float(trace.forward[1].value) == 2.0 / 9.0
+    # x/x is a division, nan at 0, as the generated code computes it
+    same = steps.trace(symgrad.derive("x/x"), at={"x": 0.0})
+    assert [(s.expression, s.rule) for s in same.forward] == [("x/x", "div")]
+    assert np.isnan(same.forward[0].value) and np.isnan(same.backward[-1].value)
+
+
+def test_masks_used_as_numbers_are_their_comparison() -> None:
+    trace = steps.trace(symgrad.derive("(x > 0)*x"), at={"x": np.array([-1.0, 2.0])})
+    assert [(s.name, s.expression) for s in trace.forward] == [
+        ("v1", "(x > 0)"),
+        ("v2", "v1*x"),
+    ]
+    backward = {s.name: s for s in trace.backward}
+    assert backward["x̄"].expression == "v̄2·v1"
+    assert backward["x̄"].rule == "product rule + gt: derivative 0"
+    np.testing.assert_array_equal(backward["v̄1"].value, [-1.0, 2.0])
+    np.testing.assert_array_equal(backward["x̄"].value, [0.0, 1.0])
+
+
+def test_where_branch_not_taken_sends_nothing() -> None:
+    """Unlike PyTorch (and JAX): nan where sqrt's branch is not taken."""
+    x = np.array([-1.0, 4.0])
+    trace = steps.trace(symgrad.derive("where(x > 0, sqrt(x), x)"), at={"x": x})
+    x_bar = trace.backward[-1]
+    assert x_bar.name == "x̄"
+    assert "where(v1, v̄2·(1/(2*sqrt(x))), 0)" in x_bar.expression
+    assert "chain rule (sqrt), where branch" in x_bar.rule
+    assert any("branch not taken sends nothing" in n for n in x_bar.notes)
+    np.testing.assert_array_equal(x_bar.value, [1.0, 0.25])
+    t = torch.tensor(x, requires_grad=True)
+    torch.where(t > 0, torch.sqrt(t), t).sum().backward()
+    assert np.isnan(t.grad[0].item()) and t.grad[1].item() == 0.25
 
 
 # --- the vector example against PyTorch -----------------------------------------------

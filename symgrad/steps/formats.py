@@ -1,0 +1,241 @@
+"""The steps as text, LaTeX, Markdown or JSON (`format_steps`).
+
+- ``text``: aligned columns for a terminal (name, formula, rule, value), notes below
+  their step;
+- ``latex``: one ``aligned`` environment, ASCII only;
+- ``markdown``: prose and ``$$ ... $$`` math;
+- ``json``: a list of steps, each with ``phase``, ``name``, ``name_latex``, ``alias``,
+  ``expression``, ``latex``, ``rule``, ``note``, ``notes``, ``code_name``, ``shape``
+  and ``value``, then one ``phase: "note"`` entry per remaining note.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Callable
+
+from symgrad.printing import to_latex, to_text
+from symgrad.steps.tracing import Step, Trace, input_latex
+from symgrad.values import value_latex, value_text
+
+FORMATS = ("text", "latex", "markdown", "json")
+
+
+def format_steps(trace: Trace, fmt: str) -> str:
+    """The trace as `text`, `latex`, `markdown` or `json` (see the module docstring)."""
+    formatters: dict[str, Callable[[Trace], str]] = {
+        "text": _format_text,
+        "latex": _format_latex,
+        "markdown": _format_markdown,
+        "json": _format_json,
+    }
+    if fmt not in formatters:
+        raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    return formatters[fmt](trace)
+
+
+def _width(text: str) -> int:
+    """Columns a terminal gives `text` (combining marks take none)."""
+    return sum(0 if unicodedata.combining(ch) else 1 for ch in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))
+
+
+def _signature(trace: Trace) -> str:
+    return f"f({', '.join(trace.inputs)}) = {to_text(trace.expression)}"
+
+
+def _at_text(trace: Trace) -> str:
+    assert trace.at is not None
+    return ", ".join(f"{n} = {value_text(v)}" for n, v in trace.at.items())
+
+
+FORMULA_COLUMN = 44  # longer formulas put their rule and value on the next line
+
+
+def _format_text(trace: Trace) -> str:
+    with_values = trace.at is not None
+    sections = [
+        ("forward trace (each step once, arguments first):", trace.forward),
+        (
+            "backward trace (v\u0304k = d sum(f) / d vk, in reverse order):",
+            trace.backward,
+        ),
+        ("result:", trace.results),
+    ]
+    rows = [step for _, steps in sections for step in steps]
+    name_width = max((_width(s.name) for s in rows), default=1)
+
+    def formula(step: Step) -> str:
+        return step.expression + (f" = {step.alias}" if step.alias else "")
+
+    formula_width = min(
+        FORMULA_COLUMN, max((_width(formula(s)) for s in rows), default=1)
+    )
+    rule_width = max((_width(s.rule) for s in rows), default=1)
+
+    lines = [_signature(trace)]
+    if with_values:
+        lines.append(f"at {_at_text(trace)}")
+    for title, steps in sections:
+        if not steps:
+            continue
+        lines += ["", title]
+        for step in steps:
+            left = f"  {_pad(step.name, name_width)} = "
+            rest = f"{_pad(step.rule, rule_width)}"
+            if with_values and step.value is not None:
+                rest += f"  {value_text(step.value)}"
+            text = formula(step)
+            if _width(text) > formula_width:
+                lines.append((left + text).rstrip())
+                lines.append(" " * _width(left) + " " * formula_width + "  " + rest)
+            else:
+                lines.append(left + _pad(text, formula_width) + "  " + rest)
+            lines[-1] = lines[-1].rstrip()
+            for note in step.notes:
+                lines.append(" " * _width(left) + f"note: {note}")
+    for note in trace.notes:
+        lines.append(f"note: {note}")
+    for remark in trace.remarks:
+        lines.append(f"({remark})")
+    return "\n".join(lines)
+
+
+_LATEX_TEXT = {
+    "\\": r"\textbackslash{}",
+    "{": r"\{",
+    "}": r"\}",
+    "_": r"\_",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "^": r"\^{}",
+    "~": r"\~{}",
+    "<": "$<$",
+    ">": "$>$",
+    "|": "$|$",
+    "\u0304": "",
+    "·": "$\\cdot$",
+    "\u2032": "'",
+}
+
+
+def latex_text(text: str) -> str:
+    """Plain text for `\\text{...}`: special characters escaped, ASCII only."""
+    out = "".join(_LATEX_TEXT.get(ch, ch) for ch in text)
+    return out.encode("ascii", "replace").decode("ascii")
+
+
+def _latex_row(step: Step, with_values: bool, with_rule: bool = True) -> str:
+    name = step.name_latex
+    if step.alias:
+        name = rf"{step.alias} = {name}"
+    row = f"{name} &= {step.latex}"
+    if with_values and step.value is not None:
+        row += rf" &&= {value_latex(step.value)}"
+    elif with_rule and with_values:
+        row += " &&"
+    if with_rule:
+        words = "; ".join((step.rule, *step.notes))
+        row += rf" &&\text{{{latex_text(words)}}}"
+    return row
+
+
+def _format_latex(trace: Trace) -> str:
+    with_values = trace.at is not None
+    rows = [
+        _latex_row(step, with_values)
+        for step in (*trace.forward, *trace.backward, *trace.results)
+    ]
+    if trace.notes:
+        rows.append(r"&\text{" + latex_text("note: " + "; ".join(trace.notes)) + "}")
+    return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
+
+
+def _markdown_text(text: str) -> str:
+    return re.sub(r"([\\`*_<\[\]#|])", r"\\\1", text)
+
+
+def _aligned(rows: list[str]) -> str:
+    return "$$\n\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}\n$$"
+
+
+def _format_markdown(trace: Trace) -> str:
+    with_values = trace.at is not None
+    args = ", ".join(input_latex(n) for n in trace.inputs)
+    intro = (
+        f"Reverse-mode derivative of $f({args}) = {to_latex(trace.expression)}$, "
+        "step by step"
+    )
+    if with_values:
+        where = ", ".join(
+            f"{input_latex(n)} = {value_latex(v)}" for n, v in (trace.at or {}).items()
+        )
+        intro += f", at ${where}$"
+    parts = [intro + "."]
+    if trace.forward:
+        parts.append(
+            "**Forward trace.** Each intermediate value is computed once, its "
+            "arguments first:"
+        )
+        parts.append(
+            _aligned([_latex_row(s, with_values, False) for s in trace.forward])
+        )
+    if trace.backward:
+        parts.append(
+            "**Backward trace.** $\\bar{v}_k$ is the gradient of the sum of the "
+            "output with respect to $v_k$. The steps run in reverse order, starting "
+            "from the seed $1$; each adjoint sums, over the steps that use it, their "
+            "adjoint times the local partial derivative:"
+        )
+        parts.append(
+            _aligned([_latex_row(s, with_values, False) for s in trace.backward])
+        )
+        bullets = []
+        for step in trace.backward:
+            line = f"- ${step.name_latex}$: {_markdown_text(step.rule)}"
+            for note in step.notes:
+                line += f"; {_markdown_text(note)}"
+            bullets.append(line + ".")
+        parts.append("\n".join(bullets))
+    if trace.results:
+        parts.append("**Result**, simplified:")
+        parts.append(
+            _aligned([_latex_row(s, with_values, False) for s in trace.results])
+        )
+    notes = [f"- Note: {_markdown_text(n)}" for n in trace.notes]
+    notes += [f"- {_markdown_text(r)}" for r in trace.remarks]
+    if notes:
+        parts.append("\n".join(notes))
+    return "\n\n".join(parts)
+
+
+def _format_json(trace: Trace) -> str:
+    steps = [step.to_dict() for step in trace.steps]
+    for note in trace.notes:
+        steps.append(
+            {
+                "phase": "note",
+                "name": "",
+                "name_latex": "",
+                "alias": "",
+                "expression": "",
+                "latex": "",
+                "rule": "",
+                "note": note,
+                "notes": [note],
+                "code_name": "",
+                "shape": None,
+                "value": None,
+            }
+        )
+    return json.dumps(steps, indent=2, ensure_ascii=False)
+
+
+__all__ = ["FORMATS", "format_steps", "latex_text"]
