@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from symgrad import registry
+from symgrad.errors import SymgradError
 from symgrad.runtime import core, special
 
 Kernel = Callable[..., Any]
@@ -132,8 +133,7 @@ def fold(op: str, values: Sequence[float | bool]) -> float | bool:
 
 def input_dtype(values: Sequence[Any]) -> np.dtype:
     """The floating dtype that masks used as numbers take: the inputs' result type."""
-    floats = [v for v in values if np.asarray(v).dtype.kind == "f"]
-    return np.result_type(*floats) if floats else np.dtype(np.float64)
+    return core.input_dtype(*values)
 
 
 def run(
@@ -155,8 +155,22 @@ def run(
             elif node.op == "dtype":
                 values[node.id] = input_dtype([values[a.id] for a in node.args])
             else:
-                values[node.id] = apply(node.op, [values[a.id] for a in node.args])
+                args = [values[a.id] for a in node.args]
+                try:
+                    values[node.id] = apply(node.op, args)
+                except (ValueError, TypeError, ArithmeticError) as exc:
+                    raise _failure(node.op, args, exc) from None
     return values
+
+
+def _failure(op: str, args: Sequence[Any], exc: Exception) -> SymgradError:
+    """A clear error for an operation NumPy refused (max of an empty array)."""
+    rule = registry.BY_NAME[op]
+    if rule.reduction and any(np.size(a) == 0 for a in args):
+        return SymgradError(
+            f"{rule.signature} of an empty array has no value (PyTorch raises too)"
+        )
+    return SymgradError(f"cannot compute {rule.signature} here: {exc}")
 
 
 def as_input(value: Any) -> np.ndarray:

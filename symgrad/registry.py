@@ -912,7 +912,8 @@ RULES: tuple[Rule, ...] = (
         "mean of all elements",
         names=("mean",),
         grad=lambda x, out: (1 / F.size(x),),
-        numpy="np.mean({0})",
+        # sum / size: nan for an empty array (as PyTorch), without NumPy's warning
+        numpy="np.sum({0}) / np.size({0})",
         latex=r"\operatorname{{mean}}\left({0}\right)",
         torch=lambda t, x: t.mean(x),
         reduction=True,

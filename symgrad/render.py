@@ -152,9 +152,27 @@ def _doc_block(items: list[str], indent: str = "    ", limit: int = 40) -> str:
         )
     if len(items) > limit:
         lines.append(f"... and {len(items) - limit} more")
-    return "\n".join(indent + line if line else "" for line in lines).replace(
-        "\\", "\\\\"
-    )
+    return doc_safe("\n".join(indent + line if line else "" for line in lines))
+
+
+def doc_safe(text: str) -> str:
+    """`text` as the body of a triple-quoted docstring that reads back as `text`.
+
+    Whatever the user typed (a path with three quotes, a backslash, a control
+    character) stays inside the string: backslashes and every quote are escaped, and
+    characters that are not printable are written as escape sequences.
+    """
+    out: list[str] = []
+    for ch in text:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == '"':
+            out.append('\\"')
+        elif ch == "\n" or ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
 
 
 def render_module(
@@ -208,7 +226,7 @@ def render_module(
         + ["        grad_output=grad_output,", "    )[1]"]
     )
     context = {
-        "title": title,
+        "title": doc_safe(title),
         "version": version,
         "expression_doc": _doc_block([_short(expression, 2000)]),
         "command_doc": _doc_block([command]),

@@ -17,6 +17,8 @@ import numpy as np
 from symgrad.errors import SymgradError
 
 SHOW_ELEMENTS = 12  # elements of an array shown in a step table before eliding
+# Brackets in one --at value may nest this deep (NumPy arrays have at most 64 axes).
+MAX_VALUE_DEPTH = 32
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf|nan"
 
@@ -55,6 +57,15 @@ def _parse_value(text: str, item: str) -> Any:
         raise SymgradError(
             f"--at: cannot read the value in '{item.strip()}' (numbers "
             "like 0.5, -1e-3, inf, or lists like [1, 2, 3])"
+        )
+    depth = deepest = 0
+    for token in tokens:
+        depth += {"[": 1, "]": -1}.get(token, 0)
+        deepest = max(deepest, depth)
+    if deepest > MAX_VALUE_DEPTH:
+        raise SymgradError(
+            f"--at: the value of '{item.strip()[:20]}...' nests brackets {deepest} "
+            f"levels deep (at most {MAX_VALUE_DEPTH})"
         )
     pos = 0
 
