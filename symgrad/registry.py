@@ -926,6 +926,7 @@ RULES: tuple[Rule, ...] = (
         domain=((-1, 1), (-3, 3), (-3, 3)),
         mpmath=lambda mp, c, a, b: a if c != 0 else b,
         kinks=lambda c, a, b: ((c, 0.0, False),),
+        kinks_at=((0.0, 1.0, 2.0), (1.0, 1.0, 2.0)),
     ),
     # --- masks: comparisons and logic
     *(
@@ -977,6 +978,7 @@ RULES: tuple[Rule, ...] = (
         operator="and",
         mpmath=lambda mp, a, b: int(a != 0 and b != 0),
         kinks=lambda a, b: ((a, 0.0, False), (b, 0.0, False)),
+        kinks_at=((0.0, 1.0), (1.0, 1.0)),
     ),
     Rule(
         "or",
@@ -996,6 +998,7 @@ RULES: tuple[Rule, ...] = (
         operator="or",
         mpmath=lambda mp, a, b: int(a != 0 or b != 0),
         kinks=lambda a, b: ((a, 0.0, False), (b, 0.0, False)),
+        kinks_at=((0.0, 0.0), (0.0, 1.0)),
     ),
     Rule(
         "not",
@@ -1014,6 +1017,7 @@ RULES: tuple[Rule, ...] = (
         operator="not",
         mpmath=lambda mp, a: int(a == 0),
         kinks=lambda a: ((a, 0.0, False),),
+        kinks_at=((0.0,),),
     ),
     # --- reductions over all elements
     Rule(
