@@ -1,33 +1,154 @@
 """Oracles that symgrad did not write: PyTorch autograd, mpmath, finite differences.
 
-`symgrad check` and the tests compare the generated code with these. PyTorch is imported
-only when asked for (it is an optional, test-time dependency); mpmath comes with SymPy.
+`symgrad check` and the tests compare symgrad's numbers with these. PyTorch and mpmath
+compute the user's original string operation by operation (Python's ast of it), each
+operation by its registry row's `torch` or `mpmath` reference: never SymPy's simplified
+form, which may compute something else at a kink (x/x is 1, but 0/0 is nan).
+PyTorch is imported only when asked for (it is an optional, test-time dependency);
+mpmath comes with SymPy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import ast
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import sympy as sp
 
-from symgrad import functions as F
 from symgrad import registry
+from symgrad.printing import to_text
+
+# Python's spelling of each operator node, to find its registry row (`Rule.operator`).
+_SPELLING: dict[type, str] = {
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.Pow: "**",
+    ast.USub: "-",
+    ast.Not: "not",
+    ast.And: "and",
+    ast.Or: "or",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+}
+
+
+class NoReference(Exception):
+    """An oracle cannot compute the expression (a row without a reference)."""
+
+
+def walk(
+    text: str,
+    leaf: Callable[[str], Any],
+    const: Callable[[float], Any],
+    apply: Callable[[registry.Rule, list[Any]], Any],
+) -> Any:
+    """Evaluate the user's string operation by operation, as written.
+
+    Python's ast of `text` (``^`` is power, as the parser reads it) is walked; every
+    operator and call is resolved to its registry row and computed by `apply(rule,
+    args)`. Nothing is simplified or folded first: the reference computes what the user
+    wrote, not SymPy's form of it.
+    """
+    tree = ast.parse(text.strip().replace("^", "**"), mode="eval").body
+
+    def number(node: ast.AST) -> float | None:
+        if isinstance(node, ast.Constant) and not isinstance(node.value, str):
+            return float(node.value)
+        if isinstance(node, ast.Name) and node.id in registry.CONSTANTS:
+            return float(registry.CONSTANTS[node.id])
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd):
+            return number(node.operand)
+        return None
+
+    def ev(node: ast.AST) -> Any:
+        value = number(node)
+        if value is not None:
+            return const(value)
+        if isinstance(node, ast.Name):
+            return leaf(node.id)
+        if isinstance(node, ast.UnaryOp):
+            if isinstance(node.op, ast.UAdd):
+                return ev(node.operand)
+            rule = registry.BY_OPERATOR[(_SPELLING[type(node.op)], 1)]
+            return apply(rule, [ev(node.operand)])
+        if isinstance(node, ast.BinOp):
+            rule = registry.BY_OPERATOR[(_SPELLING[type(node.op)], 2)]
+            return apply(rule, [ev(node.left), ev(node.right)])
+        if isinstance(node, ast.BoolOp):
+            rule = registry.BY_OPERATOR[(_SPELLING[type(node.op)], 2)]
+            result = ev(node.values[0])
+            for other in node.values[1:]:
+                result = apply(rule, [result, ev(other)])
+            return result
+        if isinstance(node, ast.Compare):  # a < b < c is (a < b) and (b < c)
+            operands = [ev(node.left), *(ev(c) for c in node.comparators)]
+            result = None
+            for op, left, right in zip(node.ops, operands, operands[1:], strict=False):
+                mask = apply(registry.COMPARISONS[_SPELLING[type(op)]], [left, right])
+                result = (
+                    mask
+                    if result is None
+                    else apply(registry.BY_OPERATOR[("and", 2)], [result, mask])
+                )
+            return result
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            return call(node.func.id, node.args)
+        raise ValueError(f"cannot compute {ast.unparse(node)!r}")
+
+    def call(name: str, args: list[ast.expr]) -> Any:
+        if name == "norm" and len(args) == 2:
+            # norm(x, p): the row whose signature spells this p ("norm(x, 1)", ...)
+            p = number(args[1])
+            for rule in registry.RULES:
+                sig = ast.parse(rule.signature, mode="eval").body
+                if (
+                    isinstance(sig, ast.Call)
+                    and ast.unparse(sig.func) == "norm"
+                    and len(sig.args) == 2
+                    and number(sig.args[1]) == p
+                ):
+                    return apply(rule, [ev(args[0])])
+            raise ValueError(f"norm(x, p): no row for p = {p}")
+        for rule in registry.rules_named(name):
+            low, high = rule.arity
+            if low <= len(args) and (high is None or len(args) <= high):
+                values = [ev(a) for a in args]
+                if high is None:  # max(a, b, c): pairwise, as the parser builds it
+                    result = values[0]
+                    for value in values[1:]:
+                        result = apply(rule, [result, value])
+                    return result
+                return apply(rule, values)
+        raise ValueError(f"no row for {name}() with {len(args)} arguments")
+
+    return ev(tree)
+
+
+def _text(expr: str | sp.Expr) -> str:
+    return expr if isinstance(expr, str) else to_text(expr)
 
 
 def torch_value_and_grad(
-    expr: sp.Expr,
+    expr: str | sp.Expr,
     inputs: Sequence[str],
     values: Mapping[str, Any],
     grad_output: Any = None,
     dtype: str = "float64",
 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Value and gradients of `expr` computed by PyTorch autograd (the reference).
+    """Value and gradients by PyTorch autograd (the reference) of the string as written.
 
-    The expression is evaluated with each registry row's PyTorch reference; masks become
-    numbers (true = 1), as in symgrad's language. A comparison's output carries no
-    gradient in PyTorch: those gradients are returned as zeros.
+    Each operation is the registry row's `torch` reference (see `walk`). A mask (bool
+    tensor) used as a number becomes 0/1 in `dtype`, except in the argument positions a
+    row takes masks as they are (`Rule.mask_args`). Inputs that get no gradient (a
+    comparison's output carries none in PyTorch) get zeros.
     """
     import torch
 
@@ -36,49 +157,22 @@ def torch_value_and_grad(
         n: torch.tensor(np.asarray(values[n]), dtype=tdtype, requires_grad=True)
         for n in inputs
     }
-    cache: dict[sp.Expr, Any] = {}
 
-    def ev(e: sp.Expr) -> Any:
-        if e in cache:
-            return cache[e]
-        if e.is_Symbol:
-            result = leaves[e.name]
-        elif F.is_literal(e):
-            result = torch.tensor(float(e.evalf(30)), dtype=tdtype)
-        elif isinstance(e, sp.Add):
-            result = ev(e.args[0])
-            for a in e.args[1:]:
-                result = result + ev(a)
-        elif isinstance(e, sp.Mul):
-            num = [a for a in e.args if not (a.is_Pow and a.exp == -1)]
-            den = [a.base for a in e.args if a.is_Pow and a.exp == -1]
-            result = ev(num[0]) if num else torch.tensor(1.0, dtype=tdtype)
-            for a in num[1:]:
-                result = result * ev(a)
-            for a in den:
-                result = result / ev(a)
-        elif isinstance(e, sp.Pow):
-            base, exponent = e.args
-            if exponent == sp.S.Half:
-                result = torch.sqrt(ev(base))
-            elif exponent.is_Number:
-                result = torch.pow(ev(base), float(exponent))
-            else:
-                result = torch.pow(ev(base), ev(exponent))
-        else:
-            rule = registry.rule_for(e)
-            args = [ev(a) for a in e.args]
-            if e.func is F.where:
-                args[0] = args[0].to(tdtype)
-            result = rule.torch(torch, *args)
-            if result.dtype == torch.bool:
-                result = result.to(tdtype)
-        cache[e] = result
-        return result
+    def apply(rule: registry.Rule, args: list[Any]) -> Any:
+        args = [
+            a.to(tdtype) if a.dtype == torch.bool and i not in rule.mask_args else a
+            for i, a in enumerate(args)
+        ]
+        return rule.torch(torch, *args)
 
-    value = ev(expr)
-    if not torch.is_tensor(value):
-        value = torch.tensor(value, dtype=tdtype)
+    value = walk(
+        _text(expr),
+        lambda name: leaves[name],
+        lambda v: torch.tensor(v, dtype=tdtype),
+        apply,
+    )
+    if value.dtype == torch.bool:
+        value = value.to(tdtype)
     grads: list[np.ndarray] = []
     if value.requires_grad:
         seed = (
@@ -100,63 +194,34 @@ def torch_value_and_grad(
     return value.detach().numpy(), grads
 
 
-# mpmath implementations of symgrad's own functions (SymPy's own lambdify to mpmath).
-def _mpmath_table() -> dict[str, Any]:
+def mpmath_function(expr: str | sp.Expr, inputs: Sequence[str]) -> Callable[..., Any]:
+    """The string as an mpmath function of scalar inputs, row by row as written.
+
+    Raises `NoReference` when a row it uses has no mpmath reference (`Rule.no_mpmath`).
+    """
     import mpmath as mp
 
-    def sgn(v: Any) -> Any:
-        return mp.sign(v)
+    text = _text(expr)
+    missing = {}
 
-    return {
-        "exp2": lambda v: mp.power(2, v),
-        "expm1": mp.expm1,
-        "log2": lambda v: mp.log(v, 2),
-        "log10": mp.log10,
-        "log1p": mp.log1p,
-        "sigmoid": lambda v: 1 / (1 + mp.exp(-v)),
-        "softplus": lambda v: v if v > 20 else mp.log1p(mp.exp(v)),
-        "relu": lambda v: max(v, 0),
-        "silu": lambda v: v / (1 + mp.exp(-v)),
-        "round_": lambda v: mp.nint(v),
-        "hypot": mp.hypot,
-        "clip": lambda v, lo, hi: min(max(v, lo), hi),
-        "maximum": max,
-        "minimum": min,
-        "where": lambda c, a, b: a if c != 0 else b,
-        "lt": lambda a, b: int(a < b),
-        "le": lambda a, b: int(a <= b),
-        "gt": lambda a, b: int(a > b),
-        "ge": lambda a, b: int(a >= b),
-        "eq": lambda a, b: int(a == b),
-        "ne": lambda a, b: int(a != b),
-        "logical_and": lambda a, b: int(a != 0 and b != 0),
-        "logical_or": lambda a, b: int(a != 0 or b != 0),
-        "logical_not": lambda a: int(a == 0),
-        # Reductions of a scalar (mpmath checks run on scalar inputs).
-        "sum_": lambda v: v,
-        "mean": lambda v: v,
-        "prod": lambda v: v,
-        "amax": lambda v: v,
-        "amin": lambda v: v,
-        "norm": abs,
-        "norm1": abs,
-        "norminf": abs,
-        "logsumexp": lambda v: v,
-        "size": lambda v: 1,
-        "sign": sgn,
-        "erfinv": mp.erfinv if hasattr(mp, "erfinv") else None,
-    }
+    def apply(rule: registry.Rule, args: list[Any]) -> Any:
+        if rule.mpmath is None:
+            missing[rule.name] = rule.no_mpmath or "no mpmath reference"
+            raise NoReference(f"{rule.name}: {missing[rule.name]}")
+        return mp.mpf(rule.mpmath(mp, *args))
 
+    def function(*point: Any) -> Any:
+        bound = dict(zip(inputs, point, strict=True))
+        return walk(text, bound.__getitem__, mp.mpf, apply)
 
-def mpmath_function(expr: sp.Expr, inputs: Sequence[str]) -> Any:
-    """`expr` as an mpmath function of scalar inputs (for high-precision references)."""
-    symbols = [sp.Symbol(n, real=True) for n in inputs]
-    table = {k: v for k, v in _mpmath_table().items() if v is not None}
-    return sp.lambdify(symbols, expr, modules=[table, "mpmath"])
+    return function
 
 
 def mpmath_gradient(
-    expr: sp.Expr, inputs: Sequence[str], point: Sequence[float], digits: int = 40
+    expr: str | sp.Expr,
+    inputs: Sequence[str],
+    point: Sequence[float],
+    digits: int = 40,
 ) -> tuple[float, list[float]]:
     """Value and partial derivatives at a scalar point, by mpmath at `digits` digits."""
     import mpmath as mp

@@ -2,10 +2,10 @@
 
 One input is varied over a range (`--range -3,3`); an expression of several inputs
 needs `--wrt NAME` and a value for each other input (`--at y=1`), which stays fixed.
-Values come from the generated NumPy module (`Derivation.function.value_and_grad`, the evaluator), so
-the picture shows what the generated code computes. Where a function of the
-expression has a kink (the registry's non-smooth rows: abs and relu at 0, clip at its
-bounds, max/min ties, the jumps of sign, floor, ceil, round and of comparisons), the
+Values come from the evaluator (`Derivation.function.value_and_grad`), so the picture
+shows what the generated code computes. Where a function of the expression has a kink
+(the registry rows' `kinks` conditions: abs and relu at 0, clip at its bounds, max/min
+ties, the jumps of sign, floor, ceil, round and of comparisons), the
 kink is found on the varied input's axis (to the float, by bisection), the curves are
 broken there, and markers show the one-sided limits (hollow) and the value the
 convention picks at the kink itself (filled): abs'(0) is 0 with `--convention torch`
@@ -28,6 +28,7 @@ import numpy as np
 import sympy as sp
 
 from symgrad import functions as F
+from symgrad import registry
 from symgrad.derivation import Derivation
 from symgrad.errors import SymgradError
 from symgrad.printing import to_text
@@ -274,29 +275,15 @@ def _conditions(expr: sp.Expr) -> list[_Condition]:
         ) -> None:
             found.append(_Condition(sp.sympify(arg), level, periodic, to_text(node)))
 
-        if func in (sp.Abs, sp.sign, F.relu, F.norm, F.norm1, F.norminf):
-            add(args[0])  # at 0 (for a one-element x, norm(x) is abs(x))
-        elif func in (sp.floor, sp.ceiling):
-            add(args[0], 0.0, periodic=True)
-        elif func is F.round_:
-            add(args[0], 0.5, periodic=True)
-        elif func is F.softplus:
-            add(args[0], 20.0)  # PyTorch's threshold
-        elif func is F.clip:
-            add(args[0] - args[1])
-            add(args[0] - args[2])
-        elif func in (F.maximum, F.minimum) or func in F.MASKS - {
-            F.logical_and,
-            F.logical_or,
-            F.logical_not,
-        }:
-            if len(args) == 2:
-                add(args[0] - args[1])  # ties; the jumps of comparisons
-        elif func in (F.logical_and, F.logical_or, F.logical_not, F.where):
-            conds = args if func is not F.where else args[:1]
-            for cond in conds:
-                if cond.func not in F.MASKS:  # a mask argument has its own kinks
-                    add(cond)
+        rule = registry.BY_CLASS.get(func)
+        if rule is None or rule.kinks is None:
+            continue
+        for arg, level, periodic in rule.kinks(*args):
+            # a mask argument (where's condition, and's operands) has its own kinks
+            inner = registry.BY_CLASS.get(getattr(arg, "func", None))
+            if inner is not None and inner.mask:
+                continue
+            add(arg, level, periodic)
     return found
 
 

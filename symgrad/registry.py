@@ -26,6 +26,7 @@ the upstream gradient and sums them back to each argument's shape.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +76,19 @@ class Rule:
     mask_args: tuple[int, ...] = ()
     # How the graph's node is shown as SymPy (default: `build`, else `cls`).
     sympy: Callable[..., sp.Expr] | None = None
+    # The Python operator that spells this row in an expression ("+", "<", "not"), for
+    # the rows written as operators rather than called by name.
+    operator: str | None = None
+    # The mpmath reference, ``(mpmath_module, *mpf args) -> mpf`` (masks give 0/1),
+    # for high-precision checks at scalar points; None only with `no_mpmath` saying why.
+    mpmath: Callable[..., Any] | None = None
+    no_mpmath: str = ""
+    # Where the row is not smooth, as conditions on expressions of its arguments:
+    # ``(expr, level, periodic)`` means at ``expr == level`` (or in ``level + Z``).
+    # `symgrad plot` marks these; `kinks_at` are the points the tests visit.
+    kinks: Callable[..., tuple[tuple[sp.Expr, float, bool], ...]] | None = None
+    # Internal rows: the rows (or "graph"/"reverse", the machinery) that use them.
+    used_by: tuple[str, ...] = ()
 
     @property
     def is_public(self) -> bool:
@@ -128,6 +142,20 @@ def _pow_grad(b: sp.Expr, e: sp.Expr, out: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
         de = out * sp.log(b) if b > 0 else F.where(F.eq(b, 0), 0, out * sp.log(b))
     else:
         de = F.where(F.logical_and(F.eq(b, 0), F.ge(e, 0)), 0, out * sp.log(b))
+    return db, de
+
+
+def _pow_grad_jax(b: sp.Expr, e: sp.Expr, out: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
+    # JAX (measured, jax 0.10): d/db = e * b**(e-1) with no special case (nan at
+    # b == e == 0); d/de = out * log(b), log(b) taken as 0 where b == 0 (nan where
+    # b == 0 and e < 0: inf * 0).
+    db = sp.S.Zero if b.is_Number else e * b ** (e - 1)
+    if e.is_Number:
+        de = sp.S.Zero
+    elif b.is_Number:
+        de = out * sp.log(b) if b > 0 else out * F.where(F.eq(b, 0), 0, sp.log(b))
+    else:
+        de = out * F.where(F.eq(b, 0), 0, sp.log(b))
     return db, de
 
 
@@ -198,6 +226,8 @@ RULES: tuple[Rule, ...] = (
         torch=lambda t, a, b: a + b,
         arity=(2, None),
         domain=((-3, 3), (-3, 3)),
+        operator="+",
+        mpmath=lambda mp, a, b: a + b,
     ),
     Rule(
         "mul",
@@ -210,6 +240,8 @@ RULES: tuple[Rule, ...] = (
         torch=lambda t, a, b: a * b,
         arity=(2, None),
         domain=((-3, 3), (-3, 3)),
+        operator="*",
+        mpmath=lambda mp, a, b: a * b,
     ),
     Rule(
         "sub",
@@ -223,6 +255,8 @@ RULES: tuple[Rule, ...] = (
         arity=(2, 2),
         sympy=lambda a, b: a - b,
         domain=((-3, 3), (-3, 3)),
+        operator="-",
+        mpmath=lambda mp, a, b: a - b,
     ),
     Rule(
         "neg",
@@ -234,6 +268,8 @@ RULES: tuple[Rule, ...] = (
         numpy="-{0}",
         torch=lambda t, a: -a,
         sympy=lambda a: -a,
+        operator="-",
+        mpmath=lambda mp, a: -a,
     ),
     Rule(
         "div",
@@ -250,6 +286,8 @@ RULES: tuple[Rule, ...] = (
         sympy=lambda a, b: a / b,
         domain=((-3, 3), (0.5, 3)),
         kinks_at=((0.0, 0.0), (1.0, 0.0)),
+        operator="/",
+        mpmath=lambda mp, a, b: a / b,
     ),
     Rule(
         "pow",
@@ -259,12 +297,16 @@ RULES: tuple[Rule, ...] = (
         public=True,
         grad=_pow_grad,
         shown=lambda b, e, out: (e * b ** (e - 1), out * sp.log(b)),
-        kink="d/da is 0 where b == 0; d/db is 0 where a == 0 and b >= 0, as PyTorch",
+        jax=_pow_grad_jax,
+        kink="d/da is 0 where b == 0; d/db is 0 where a == 0 and b >= 0, as PyTorch "
+        "(JAX: d/da is nan at a == b == 0; d/db is nan at a == 0, b < 0)",
         numpy="{0} ** {1}",
         torch=lambda t, a, b: a**b,
         arity=(2, 2),
         domain=((0.2, 3), (-2, 2)),
         kinks_at=((0.0, 2.0), (0.0, 0.5), (2.0, 0.0)),
+        operator="**",
+        mpmath=lambda mp, a, b: mp.power(a, b),
     ),
     Rule(
         "sqrt",
@@ -279,6 +321,7 @@ RULES: tuple[Rule, ...] = (
         sympy=sp.sqrt,
         domain=((0.1, 5),),
         kinks_at=((0.0,),),
+        mpmath=lambda mp, x: mp.sqrt(x),
     ),
     # --- piecewise constant
     Rule(
@@ -293,6 +336,8 @@ RULES: tuple[Rule, ...] = (
         numpy="np.abs({0})",
         torch=lambda t, x: t.abs(x),
         kinks_at=((0.0,),),
+        mpmath=lambda mp, x: abs(x),
+        kinks=lambda x: ((x, 0.0, False),),
     ),
     Rule(
         "sign",
@@ -305,6 +350,8 @@ RULES: tuple[Rule, ...] = (
         numpy="np.sign({0})",
         torch=lambda t, x: t.sign(x),
         kinks_at=((0.0,),),
+        mpmath=lambda mp, x: mp.sign(x),
+        kinks=lambda x: ((x, 0.0, False),),
     ),
     Rule(
         "floor",
@@ -317,6 +364,8 @@ RULES: tuple[Rule, ...] = (
         numpy="np.floor({0})",
         torch=lambda t, x: t.floor(x),
         kinks_at=((1.0,),),
+        mpmath=lambda mp, x: mp.floor(x),
+        kinks=lambda x: ((x, 0.0, True),),
     ),
     Rule(
         "ceil",
@@ -329,6 +378,8 @@ RULES: tuple[Rule, ...] = (
         numpy="np.ceil({0})",
         torch=lambda t, x: t.ceil(x),
         kinks_at=((1.0,),),
+        mpmath=lambda mp, x: mp.ceil(x),
+        kinks=lambda x: ((x, 0.0, True),),
     ),
     Rule(
         "round",
@@ -342,6 +393,8 @@ RULES: tuple[Rule, ...] = (
         latex=r"\operatorname{{round}}\left({0}\right)",
         torch=lambda t, x: t.round(x),
         kinks_at=((0.5,),),
+        mpmath=lambda mp, x: mp.nint(x),  # half to even, as np.round
+        kinks=lambda x: ((x, 0.5, True),),
     ),
     # --- exponentials and logarithms
     Rule(
@@ -353,6 +406,7 @@ RULES: tuple[Rule, ...] = (
         grad=lambda x, out: (out,),
         numpy="np.exp({0})",
         torch=lambda t, x: t.exp(x),
+        mpmath=lambda mp, x: mp.exp(x),
     ),
     Rule(
         "exp2",
@@ -364,6 +418,7 @@ RULES: tuple[Rule, ...] = (
         numpy="np.exp2({0})",
         latex=r"2^{{{0}}}",
         torch=lambda t, x: t.exp2(x),
+        mpmath=lambda mp, x: mp.power(2, x),
     ),
     Rule(
         "expm1",
@@ -376,6 +431,7 @@ RULES: tuple[Rule, ...] = (
         numpy="np.expm1({0})",
         latex=r"\operatorname{{expm1}}\left({0}\right)",
         torch=lambda t, x: t.expm1(x),
+        mpmath=lambda mp, x: mp.expm1(x),
     ),
     Rule(
         "log",
@@ -387,6 +443,7 @@ RULES: tuple[Rule, ...] = (
         numpy="np.log({0})",
         torch=lambda t, x: t.log(x),
         domain=((0.1, 5),),
+        mpmath=lambda mp, x: mp.log(x),
     ),
     Rule(
         "log2",
@@ -399,6 +456,7 @@ RULES: tuple[Rule, ...] = (
         latex=r"\log_{{2}}\left({0}\right)",
         torch=lambda t, x: t.log2(x),
         domain=((0.1, 5),),
+        mpmath=lambda mp, x: mp.log(x, 2),
     ),
     Rule(
         "log10",
@@ -411,6 +469,7 @@ RULES: tuple[Rule, ...] = (
         latex=r"\log_{{10}}\left({0}\right)",
         torch=lambda t, x: t.log10(x),
         domain=((0.1, 5),),
+        mpmath=lambda mp, x: mp.log10(x),
     ),
     Rule(
         "log1p",
@@ -423,6 +482,7 @@ RULES: tuple[Rule, ...] = (
         latex=r"\operatorname{{log1p}}\left({0}\right)",
         torch=lambda t, x: t.log1p(x),
         domain=((-0.9, 5),),
+        mpmath=lambda mp, x: mp.log1p(x),
     ),
     # --- trigonometric and hyperbolic
     Rule(
@@ -434,6 +494,7 @@ RULES: tuple[Rule, ...] = (
         grad=lambda x, out: (sp.cos(x),),
         numpy="np.sin({0})",
         torch=lambda t, x: t.sin(x),
+        mpmath=lambda mp, x: mp.sin(x),
     ),
     Rule(
         "cos",
@@ -444,6 +505,7 @@ RULES: tuple[Rule, ...] = (
         grad=lambda x, out: (-sp.sin(x),),
         numpy="np.cos({0})",
         torch=lambda t, x: t.cos(x),
+        mpmath=lambda mp, x: mp.cos(x),
     ),
     Rule(
         "tan",
@@ -456,6 +518,7 @@ RULES: tuple[Rule, ...] = (
         numpy="np.tan({0})",
         torch=lambda t, x: t.tan(x),
         domain=((-1.4, 1.4),),
+        mpmath=lambda mp, x: mp.tan(x),
     ),
     Rule(
         "asin",
@@ -467,6 +530,7 @@ RULES: tuple[Rule, ...] = (
         numpy="np.arcsin({0})",
         torch=lambda t, x: t.asin(x),
         domain=((-0.95, 0.95),),
+        mpmath=lambda mp, x: mp.asin(x),
     ),
     Rule(
         "acos",
@@ -478,6 +542,7 @@ RULES: tuple[Rule, ...] = (
         numpy="np.arccos({0})",
         torch=lambda t, x: t.acos(x),
         domain=((-0.95, 0.95),),
+        mpmath=lambda mp, x: mp.acos(x),
     ),
     Rule(
         "atan",
@@ -488,6 +553,7 @@ RULES: tuple[Rule, ...] = (
         grad=lambda x, out: (1 / (x**2 + 1),),
         numpy="np.arctan({0})",
         torch=lambda t, x: t.atan(x),
+        mpmath=lambda mp, x: mp.atan(x),
     ),
     Rule(
         "atan2",
@@ -501,12 +567,14 @@ RULES: tuple[Rule, ...] = (
             -y * F.safe_recip(x**2 + y**2),
         ),
         shown=lambda y, x, out: (x / (x**2 + y**2), -y / (x**2 + y**2)),
+        jax=lambda y, x, out: (x / (x**2 + y**2), -y / (x**2 + y**2)),
         kink="at the origin the gradient is 0, as PyTorch (its 1/(x**2 + y**2) is "
-        "taken as 0 there)",
+        "taken as 0 there; JAX: nan)",
         numpy="np.arctan2({0}, {1})",
         torch=lambda t, y, x: t.atan2(y, x),
         domain=((-3, 3), (0.2, 3)),
         kinks_at=((0.0, 0.0),),
+        mpmath=lambda mp, y, x: mp.atan2(y, x),
     ),
     Rule(
         "hypot",
@@ -516,10 +584,18 @@ RULES: tuple[Rule, ...] = (
         names=("hypot",),
         arity=(2, 2),
         grad=lambda x, y, out: (x / out, y / out),
+        # JAX (measured): 1/2 each at the origin, where its max/min split the tie
+        jax=lambda x, y, out: (
+            F.where(F.eq(out, 0), sp.S.Half, x / out),
+            F.where(F.eq(out, 0), sp.S.Half, y / out),
+        ),
+        kink="at the origin the gradient is nan (0/0), as PyTorch (JAX: 1/2 each)",
+        kinks_at=((0.0, 0.0),),
         numpy="np.hypot({0}, {1})",
         latex=r"\operatorname{{hypot}}\left({0}, {1}\right)",
         torch=lambda t, x, y: t.hypot(x, y),
         domain=((0.2, 3), (-3, 3)),
+        mpmath=lambda mp, x, y: mp.hypot(x, y),
     ),
     Rule(
         "sinh",
@@ -530,6 +606,7 @@ RULES: tuple[Rule, ...] = (
         grad=lambda x, out: (sp.cosh(x),),
         numpy="np.sinh({0})",
         torch=lambda t, x: t.sinh(x),
+        mpmath=lambda mp, x: mp.sinh(x),
     ),
     Rule(
         "cosh",
@@ -540,6 +617,7 @@ RULES: tuple[Rule, ...] = (
         grad=lambda x, out: (sp.sinh(x),),
         numpy="np.cosh({0})",
         torch=lambda t, x: t.cosh(x),
+        mpmath=lambda mp, x: mp.cosh(x),
     ),
     Rule(
         "tanh",
@@ -551,6 +629,7 @@ RULES: tuple[Rule, ...] = (
         shown=lambda x, out: (1 - sp.tanh(x) ** 2,),
         numpy="np.tanh({0})",
         torch=lambda t, x: t.tanh(x),
+        mpmath=lambda mp, x: mp.tanh(x),
     ),
     Rule(
         "asinh",
@@ -561,6 +640,7 @@ RULES: tuple[Rule, ...] = (
         grad=lambda x, out: (1 / sp.sqrt(x**2 + 1),),
         numpy="np.arcsinh({0})",
         torch=lambda t, x: t.asinh(x),
+        mpmath=lambda mp, x: mp.asinh(x),
     ),
     Rule(
         "acosh",
@@ -572,6 +652,7 @@ RULES: tuple[Rule, ...] = (
         numpy="np.arccosh({0})",
         torch=lambda t, x: t.acosh(x),
         domain=((1.1, 4),),
+        mpmath=lambda mp, x: mp.acosh(x),
     ),
     Rule(
         "atanh",
@@ -583,6 +664,7 @@ RULES: tuple[Rule, ...] = (
         numpy="np.arctanh({0})",
         torch=lambda t, x: t.atanh(x),
         domain=((-0.95, 0.95),),
+        mpmath=lambda mp, x: mp.atanh(x),
     ),
     # --- special functions
     Rule(
@@ -595,6 +677,7 @@ RULES: tuple[Rule, ...] = (
         numpy="_erf({0})",
         helpers=("erf",),
         torch=lambda t, x: t.erf(x),
+        mpmath=lambda mp, x: mp.erf(x),
     ),
     Rule(
         "erfc",
@@ -606,6 +689,7 @@ RULES: tuple[Rule, ...] = (
         numpy="_erfc({0})",
         helpers=("erfc",),
         torch=lambda t, x: t.erfc(x),
+        mpmath=lambda mp, x: mp.erfc(x),
     ),
     Rule(
         "erfinv",
@@ -619,6 +703,7 @@ RULES: tuple[Rule, ...] = (
         helpers=("erfinv",),
         torch=lambda t, x: t.erfinv(x),
         domain=((-0.95, 0.95),),
+        mpmath=lambda mp, x: mp.erfinv(x),
     ),
     Rule(
         "lgamma",
@@ -627,11 +712,16 @@ RULES: tuple[Rule, ...] = (
         "log of the absolute gamma function",
         names=("lgamma", "gammaln"),
         grad=lambda x, out: (sp.polygamma(0, x),),
+        # JAX's digamma is nan at 0 (PyTorch's is -inf); both are nan at -1, -2, ...
+        jax=lambda x, out: (F.where(F.eq(x, 0), sp.nan, sp.polygamma(0, x)),),
+        kink="at 0 the derivative is -inf, as PyTorch (JAX: nan)",
+        kinks_at=((0.0,),),
         numpy="_lgamma({0})",
         helpers=("lgamma",),
         torch=lambda t, x: t.lgamma(x),
         latex=r"\ln\Gamma\left({0}\right)",
         domain=((0.1, 6),),
+        mpmath=lambda mp, x: mp.log(abs(mp.gamma(x))),
     ),
     Rule(
         "digamma",
@@ -648,6 +738,7 @@ RULES: tuple[Rule, ...] = (
         torch=lambda t, x: t.digamma(x),
         sympy=lambda x: sp.polygamma(0, x),
         domain=((0.1, 6),),
+        mpmath=lambda mp, x: mp.digamma(x),
     ),
     Rule(
         "trigamma",
@@ -662,6 +753,7 @@ RULES: tuple[Rule, ...] = (
         torch=lambda t, x: t.polygamma(1, x),
         sympy=lambda x: sp.polygamma(1, x),
         domain=((0.1, 6),),
+        mpmath=lambda mp, x: mp.polygamma(1, x),
     ),
     Rule(
         "polygamma",
@@ -677,6 +769,8 @@ RULES: tuple[Rule, ...] = (
         fixed_args={0: 2},
         torch=lambda t, n, x: t.polygamma(int(n), x),
         domain=((2, 2), (0.1, 6)),
+        mpmath=lambda mp, n, x: mp.polygamma(int(n), x),
+        used_by=("lgamma", "digamma", "trigamma"),
     ),
     # --- activations
     Rule(
@@ -692,6 +786,7 @@ RULES: tuple[Rule, ...] = (
         latex=r"\sigma\left({0}\right)",
         torch=lambda t, x: t.sigmoid(x),
         domain=((-6, 6),),
+        mpmath=lambda mp, x: 1 / (1 + mp.exp(-x)),
     ),
     Rule(
         "softplus",
@@ -709,6 +804,8 @@ RULES: tuple[Rule, ...] = (
         torch=lambda t, x: t.nn.functional.softplus(x),
         domain=((-6, 6),),
         kinks_at=((20.0,), (20.5,), (-800.0,), (800.0,)),
+        mpmath=lambda mp, x: x if x > 20 else mp.log1p(mp.exp(x)),
+        kinks=lambda x: ((x, 20.0, False),),  # PyTorch's threshold
     ),
     Rule(
         "relu",
@@ -723,6 +820,8 @@ RULES: tuple[Rule, ...] = (
         latex=r"\operatorname{{relu}}\left({0}\right)",
         torch=lambda t, x: t.relu(x),
         kinks_at=((0.0,),),
+        mpmath=lambda mp, x: max(x, mp.mpf(0)),
+        kinks=lambda x: ((x, 0.0, False),),
     ),
     Rule(
         "silu",
@@ -736,6 +835,7 @@ RULES: tuple[Rule, ...] = (
         latex=r"\operatorname{{silu}}\left({0}\right)",
         torch=lambda t, x: t.nn.functional.silu(x),
         domain=((-6, 6),),
+        mpmath=lambda mp, x: x / (1 + mp.exp(-x)),
     ),
     # --- kinked functions of several arguments
     Rule(
@@ -762,6 +862,10 @@ RULES: tuple[Rule, ...] = (
         ),
         domain=((-3, 3), (-2, -0.5), (0.5, 2)),
         kinks_at=((1.5, 1.5, 5.5), (5.5, 1.5, 5.5), (0.0, 0.0, 1.0), (1.0, 2.0, 1.0)),
+        mpmath=lambda mp, x, lo, hi: min(
+            max(x, lo), hi
+        ),  # hi where lo > hi, as PyTorch
+        kinks=lambda x, lo, hi: ((x - lo, 0.0, False), (x - hi, 0.0, False)),
     ),
     Rule(
         "maximum",
@@ -781,6 +885,8 @@ RULES: tuple[Rule, ...] = (
         torch=lambda t, a, b: t.maximum(a, b),
         domain=((-3, 3), (-3, 3)),
         kinks_at=((1.0, 1.0), (0.0, 0.0)),
+        mpmath=lambda mp, a, b: max(a, b),
+        kinks=lambda a, b: ((a - b, 0.0, False),),
     ),
     Rule(
         "minimum",
@@ -800,6 +906,8 @@ RULES: tuple[Rule, ...] = (
         torch=lambda t, a, b: t.minimum(a, b),
         domain=((-3, 3), (-3, 3)),
         kinks_at=((1.0, 1.0), (0.0, 0.0)),
+        mpmath=lambda mp, a, b: min(a, b),
+        kinks=lambda a, b: ((a - b, 0.0, False),),
     ),
     Rule(
         "where",
@@ -816,6 +924,9 @@ RULES: tuple[Rule, ...] = (
         r"\text{{otherwise}} \end{{cases}}",
         torch=lambda t, c, a, b: t.where(c != 0, a, b),
         domain=((-1, 1), (-3, 3), (-3, 3)),
+        mpmath=lambda mp, c, a, b: a if c != 0 else b,
+        kinks=lambda c, a, b: ((c, 0.0, False),),
+        kinks_at=((0.0, 1.0, 2.0), (1.0, 1.0, 2.0)),
     ),
     # --- masks: comparisons and logic
     *(
@@ -835,6 +946,10 @@ RULES: tuple[Rule, ...] = (
             torch=(lambda o: lambda t, a, b: getattr(t, o)(a, b))(tname),
             domain=((-3, 3), (-3, 3)),
             kinks_at=((1.0, 1.0),),
+            operator=op,
+            # exact: mpmath compares its numbers as Python compares floats
+            mpmath=(lambda o: lambda mp, a, b: int(getattr(operator, o)(a, b)))(tname),
+            kinks=lambda a, b: ((a - b, 0.0, False),),
         )
         for name, cls, op, tex, tname in (
             ("lt", F.lt, "<", "<", "lt"),
@@ -860,6 +975,10 @@ RULES: tuple[Rule, ...] = (
         latex=r"\left[{0} \land {1}\right]",
         torch=lambda t, a, b: t.logical_and(a, b),
         domain=((-1, 1), (-1, 1)),
+        operator="and",
+        mpmath=lambda mp, a, b: int(a != 0 and b != 0),
+        kinks=lambda a, b: ((a, 0.0, False), (b, 0.0, False)),
+        kinks_at=((0.0, 1.0), (1.0, 1.0)),
     ),
     Rule(
         "or",
@@ -876,6 +995,10 @@ RULES: tuple[Rule, ...] = (
         latex=r"\left[{0} \lor {1}\right]",
         torch=lambda t, a, b: t.logical_or(a, b),
         domain=((-1, 1), (-1, 1)),
+        operator="or",
+        mpmath=lambda mp, a, b: int(a != 0 or b != 0),
+        kinks=lambda a, b: ((a, 0.0, False), (b, 0.0, False)),
+        kinks_at=((0.0, 0.0), (0.0, 1.0)),
     ),
     Rule(
         "not",
@@ -891,6 +1014,10 @@ RULES: tuple[Rule, ...] = (
         latex=r"\left[\lnot {0}\right]",
         torch=lambda t, a: t.logical_not(a),
         domain=((-1, 1),),
+        operator="not",
+        mpmath=lambda mp, a: int(a == 0),
+        kinks=lambda a: ((a, 0.0, False),),
+        kinks_at=((0.0,),),
     ),
     # --- reductions over all elements
     Rule(
@@ -904,6 +1031,7 @@ RULES: tuple[Rule, ...] = (
         latex=r"\sum {0}",
         torch=lambda t, x: t.sum(x),
         reduction=True,
+        mpmath=lambda mp, x: x,  # of a scalar
     ),
     Rule(
         "mean",
@@ -917,6 +1045,7 @@ RULES: tuple[Rule, ...] = (
         latex=r"\operatorname{{mean}}\left({0}\right)",
         torch=lambda t, x: t.mean(x),
         reduction=True,
+        mpmath=lambda mp, x: x,  # of a scalar
     ),
     Rule(
         "prod",
@@ -932,6 +1061,7 @@ RULES: tuple[Rule, ...] = (
         torch=lambda t, x: t.prod(x),
         reduction=True,
         kinks_at=((0.0,),),
+        mpmath=lambda mp, x: x,  # of a scalar
     ),
     Rule(
         "amax",
@@ -946,6 +1076,7 @@ RULES: tuple[Rule, ...] = (
         torch=lambda t, x: t.max(x),
         reduction=True,
         kinks_at=((1.0,),),
+        mpmath=lambda mp, x: x,  # of a scalar
     ),
     Rule(
         "amin",
@@ -960,6 +1091,7 @@ RULES: tuple[Rule, ...] = (
         torch=lambda t, x: t.min(x),
         reduction=True,
         kinks_at=((1.0,),),
+        mpmath=lambda mp, x: x,  # of a scalar
     ),
     Rule(
         "norm",
@@ -978,6 +1110,8 @@ RULES: tuple[Rule, ...] = (
         torch=lambda t, x: t.linalg.vector_norm(x),
         reduction=True,
         kinks_at=((0.0,),),
+        mpmath=lambda mp, x: abs(x),  # of a scalar
+        kinks=lambda x: ((x, 0.0, False),),  # a one-element norm(x) is abs(x)
     ),
     Rule(
         "norm1",
@@ -993,6 +1127,8 @@ RULES: tuple[Rule, ...] = (
         torch=lambda t, x: t.linalg.vector_norm(x, 1),
         reduction=True,
         kinks_at=((0.0,),),
+        mpmath=lambda mp, x: abs(x),  # of a scalar
+        kinks=lambda x: ((x, 0.0, False),),
     ),
     Rule(
         "norminf",
@@ -1001,12 +1137,22 @@ RULES: tuple[Rule, ...] = (
         "max norm: largest absolute value",
         public=True,
         grad=lambda x, out: (sp.sign(x) * _evenly(sp.Abs(x), out),),
-        kink="ties share the gradient evenly, as PyTorch",
+        # JAX (measured): max(0, max(abs(x))): abs'(0) = 1, and where every element is
+        # 0 the outer max's tie halves it (0.25 each for two zeros)
+        jax=lambda x, out: (
+            (F.ge(x, 0) - F.lt(x, 0))
+            * _evenly(sp.Abs(x), out)
+            * (1 - F.eq(out, 0) / 2),
+        ),
+        kink="ties share the gradient evenly, as PyTorch; 0 where x is all 0 "
+        "(JAX: 1/(2n) each)",
         numpy="np.max(np.abs({0}))",
         latex=r"\left\lVert {0} \right\rVert_{{\infty}}",
         torch=lambda t, x: t.linalg.vector_norm(x, float("inf")),
         reduction=True,
         kinks_at=((0.0,),),
+        mpmath=lambda mp, x: abs(x),  # of a scalar
+        kinks=lambda x: ((x, 0.0, False),),
     ),
     Rule(
         "logsumexp",
@@ -1020,6 +1166,7 @@ RULES: tuple[Rule, ...] = (
         latex=r"\operatorname{{logsumexp}}\left({0}\right)",
         torch=lambda t, x: t.logsumexp(x.reshape(-1), 0),
         reduction=True,
+        mpmath=lambda mp, x: x,  # of a scalar
     ),
     # --- helpers that rules are written with (not part of the language)
     Rule(
@@ -1035,6 +1182,8 @@ RULES: tuple[Rule, ...] = (
         latex=r"\left|{0}\right|",
         torch=lambda t, x: t.tensor(float(x.numel())),
         reduction=True,
+        mpmath=lambda mp, x: mp.mpf(1),  # of a scalar
+        used_by=("mean",),
     ),
     Rule(
         "prod_grad",
@@ -1048,6 +1197,8 @@ RULES: tuple[Rule, ...] = (
         helpers=("prod_grad",),
         latex=r"\frac{{{1}}}{{{0}}}",
         torch=lambda t, x, p: p / x,
+        mpmath=lambda mp, x, p: p / x,
+        used_by=("prod",),
     ),
     Rule(
         "safe_recip",
@@ -1059,6 +1210,8 @@ RULES: tuple[Rule, ...] = (
         helpers=("safe_recip",),
         latex=r"\frac{{1}}{{{0}}}",
         torch=lambda t, x: t.where(x == 0, 0.0, 1 / x),
+        mpmath=lambda mp, x: 1 / x if x != 0 else mp.mpf(0),
+        used_by=("norm", "atan2"),
     ),
     Rule(
         "select",
@@ -1073,6 +1226,8 @@ RULES: tuple[Rule, ...] = (
         latex=r"\left[{0}\right] {1}",
         torch=lambda t, m, v: t.where(m != 0, v, t.zeros_like(v)),
         domain=((-1, 1), (-3, 3)),
+        mpmath=lambda mp, m, v: v if m != 0 else mp.mpf(0),
+        used_by=("reverse",),
     ),
     Rule(
         "float",
@@ -1086,6 +1241,8 @@ RULES: tuple[Rule, ...] = (
         torch=lambda t, m, like: m.to(like.dtype),
         mask_args=(0,),
         sympy=lambda m, dtype: m,
+        mpmath=lambda mp, m, dtype: mp.mpf(int(m)),
+        used_by=("graph",),
     ),
     Rule(
         "unbroadcast",
@@ -1097,14 +1254,27 @@ RULES: tuple[Rule, ...] = (
         numpy="_sum_like({0}, {1}, {2})",
         helpers=("sum_like",),
         torch=lambda t, g, target, consumer: g.sum_to_size(target.shape),
+        mpmath=lambda mp, g, target, consumer: g,  # scalars
+        used_by=("reverse",),
     ),
 )
 
 
-BY_CLASS: dict[type, Rule] = {
-    rule.cls: rule for rule in RULES if rule.cls is not None
-}
+BY_CLASS: dict[type, Rule] = {rule.cls: rule for rule in RULES if rule.cls is not None}
 BY_NAME: dict[str, Rule] = {rule.name: rule for rule in RULES}
+# The rows spelled as Python operators, by spelling and number of operands.
+BY_OPERATOR: dict[tuple[str, int], Rule] = {
+    (rule.operator, rule.arity[0]): rule for rule in RULES if rule.operator is not None
+}
+# The comparisons (their Python spelling, e.g. "<=", to the row).
+COMPARISONS: dict[str, Rule] = {
+    rule.operator: rule
+    for rule in RULES
+    if rule.mask
+    and rule.operator is not None
+    and rule.arity == (2, 2)
+    and not rule.mask_args
+}
 
 CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "e": sp.E, "inf": sp.oo}
 

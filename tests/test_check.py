@@ -37,3 +37,34 @@ def test_check_reports_every_input() -> None:
     assert report.ok
     assert {row.input for row in report.rows} == {"x", "y", "z"}
     assert all(np.isfinite(row.max_abs) for row in report.rows)
+
+
+def test_digamma_passes_within_pytorchs_own_accuracy() -> None:
+    # torch.polygamma(1, x) is good to ~5e-10; the row's torch_rtol says so, and -1 (a
+    # pole, where PyTorch's trigamma is 6.6e32 and ours inf) is not a kink of the rows
+    report = check.run_check(symgrad.derive("digamma(x)"), points=5)
+    assert report.ok, report.table()
+
+
+def test_a_convention_is_checked_against_its_own_reference(cli) -> None:
+    result = cli("check", "abs(x)", "--convention", "jax", "--points", "5")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "pytorch (smooth)" in result.stdout
+    assert "convention jax" in result.stdout  # the table says what was compared
+
+
+def test_pytorch_runs_the_string_as_written() -> None:
+    # SymPy simplifies x/x to 1; PyTorch computing the string gives nan at 0, as ours
+    value, [grad] = oracles.torch_value_and_grad("x/x", ["x"], {"x": np.zeros(2)})
+    assert np.isnan(value).all() and np.isnan(grad).all()
+    report = check.run_check(symgrad.derive("x/x"), points=3)
+    assert report.ok, report.table()
+
+
+def test_a_reference_that_cannot_compute_is_reported(monkeypatch) -> None:
+    def broken(*args, **kwargs):
+        raise oracles.NoReference("erf: no mpmath reference")
+
+    monkeypatch.setattr(oracles, "mpmath_gradient", broken)
+    report = check.run_check(symgrad.derive("erf(x)"), points=4)
+    assert "mpmath could not compute 2 of 2 points" in report.table()
