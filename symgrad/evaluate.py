@@ -21,9 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from symgrad import registry
+from symgrad import registry, runtime
 from symgrad.errors import SymgradError
-from symgrad.runtime import core, special
 
 Kernel = Callable[..., Any]
 
@@ -45,17 +44,15 @@ _COMPARE: dict[type, Callable[[Any, Any], Any]] = {
 
 
 def helper(name: str) -> Callable[..., Any]:
-    """The runtime helper `_name` as a function of `symgrad.runtime`."""
-    bare = name[1:]
-    for module in (core, special):
-        function = getattr(module, bare, None)
-        if callable(function):
-            return function
-    raise LookupError(f"no runtime helper {name!r} in symgrad/runtime")
+    """The runtime helper `name` (`_erf`) as a function of `symgrad.runtime`."""
+    try:
+        return runtime.HELPERS[name]
+    except KeyError:
+        raise LookupError(f"no runtime helper {name!r} in symgrad/runtime") from None
 
 
 def spelling(rule: registry.Rule, nargs: int) -> str:
-    """The row's NumPy spelling with placeholders {0}, {1}, ... for `nargs` arguments."""
+    """The row's NumPy spelling, with placeholders {0}, {1}, ... for its arguments."""
     if callable(rule.numpy):
         return rule.numpy(*(f"{{{i}}}" for i in range(nargs)))
     return rule.numpy
@@ -133,7 +130,7 @@ def fold(op: str, values: Sequence[float | bool]) -> float | bool:
 
 def input_dtype(values: Sequence[Any]) -> np.dtype:
     """The floating dtype that masks used as numbers take: the inputs' result type."""
-    return core.input_dtype(*values)
+    return runtime.HELPERS["_input_dtype"](*values)
 
 
 def run(
@@ -175,7 +172,7 @@ def _failure(op: str, args: Sequence[Any], exc: Exception) -> SymgradError:
 
 def as_input(value: Any) -> np.ndarray:
     """An input as generated modules take it (floats keep their dtype)."""
-    return core.as_input(value)
+    return runtime.HELPERS["_as_input"](value)
 
 
 def value_and_grad(

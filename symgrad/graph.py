@@ -33,9 +33,7 @@ from dataclasses import dataclass, field
 from symgrad import registry
 
 # Operations whose result is a mask (a boolean array).
-MASK_OPS = frozenset(
-    rule.name for rule in registry.RULES if rule.mask
-)
+MASK_OPS = frozenset(rule.name for rule in registry.RULES if rule.mask)
 
 
 @dataclass(frozen=True, eq=False)
@@ -172,7 +170,11 @@ def literal(value: float | bool) -> str:
     if math.isinf(value):
         return "np.inf" if value > 0 else "-np.inf"
     if value.is_integer() and abs(value) < 2**53:
-        return str(int(value)) if not (value == 0 and math.copysign(1, value) < 0) else "-0.0"
+        return (
+            str(int(value))
+            if not (value == 0 and math.copysign(1, value) < 0)
+            else "-0.0"
+        )
     return repr(value)
 
 

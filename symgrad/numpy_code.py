@@ -18,7 +18,7 @@ from symgrad.graph import GRAD_OUTPUT, Node, ancestors, literal
 from symgrad.reverse import Program
 
 DTYPE = "_dtype"
-_HELPER_CALL = re.compile(r"(?<![\w.])_([a-z]\w*)\(")
+_HELPER_CALL = re.compile(r"(?<![\w.])(_[a-z]\w*)\(")
 
 
 @dataclass
@@ -39,7 +39,7 @@ class NumpyProgram:
     value: str  # the forward line (or input/literal) holding the value
     gradients: dict[str, str]  # input name -> code of its (unshaped) gradient
     default_gradients: dict[str, str]
-    helpers: tuple[str, ...]  # runtime helpers used, without the leading underscore
+    helpers: tuple[str, ...]  # runtime helpers used (`_erf`)
 
 
 def spell(node: Node, names: dict[int, str]) -> str:

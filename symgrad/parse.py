@@ -151,7 +151,7 @@ def _sympy_number(value: float | bool) -> sp.Expr:
 
 
 def parse(text: str) -> Parsed:
-    """Parse `text` into an expression graph; raise SymgradError with a column if bad."""
+    """Parse `text` into an expression graph; SymgradError with a column if bad."""
     if not isinstance(text, str):
         raise SymgradError(f"expected an expression string, got {type(text).__name__}")
     if not text.strip():
@@ -599,99 +599,6 @@ def _arity_problem(name: str, count: int) -> str | None:
     signatures = sorted({rule.signature for rule in registry.rules_named(name)})
     hint = f" ({', '.join(signatures)})" if signatures else ""
     return f"{name}() takes {expected}, got {count}{hint}"
-
-
-def _build_safely(build: Callable[..., sp.Expr], args: list[sp.Expr]) -> sp.Expr:
-    """`build(*args)`, with large exact arguments as floats where exactness is costly.
-
-    SymPy evaluates gamma-like functions at rationals through factorials and harmonic
-    numbers (`digamma(10**6)` would take hours), and roots of large integers through
-    primality tests. Which class a spelling builds is learned from a symbolic probe.
-    """
-    large = [a.is_Rational and max(abs(a.p), a.q) > MAX_FACTORIAL_ARG for a in args]
-    if not any(large):
-        return build(*args)
-    try:
-        probe = build(*(sp.Dummy(real=True) for _ in args))
-    except Exception:  # e.g. norm(x, p) wants a number for p: no costly class then
-        return build(*args)
-    if isinstance(probe, _FACTORIAL_LIKE):
-        limit = MAX_FACTORIAL_ARG
-    elif probe.is_Pow and not probe.exp.is_Integer:
-        limit = 2**MAX_EXACT_ROOT_BITS
-    else:
-        return build(*args)
-    floats = [
-        _to_float(a) if big and max(abs(a.p), a.q) > limit else a
-        for a, big in zip(args, large, strict=True)
-    ]
-    return build(*floats)
-
-
-def _too_big(expr: sp.Expr) -> bool:
-    """Whether `expr`, its arguments or theirs hold an exact number over the limit."""
-    level = [expr]
-    for _ in range(3):
-        for item in level:
-            if (
-                item.is_Rational
-                and max(abs(item.p), item.q).bit_length() > MAX_INT_BITS
-            ):
-                return True
-        level = [arg for item in level for arg in item.args]
-    return False
-
-
-def _as_double(expr: sp.Expr) -> sp.Expr:
-    """Floats (alone or as the coefficient of a sum or product) rounded to doubles.
-
-    SymPy's floats have an unbounded exponent: `1e308 * 10` would stay finite, where
-    PyTorch (and symgrad's generated code) give inf.
-    """
-    if expr.is_Float:
-        return _from_float(float(expr))
-    if expr.is_Add or expr.is_Mul:
-        coeff, rest = expr.as_coeff_Add() if expr.is_Add else expr.as_coeff_Mul()
-        if coeff.is_Float:
-            double = _from_float(float(coeff))
-            if double != coeff:
-                return expr.func(double, rest)
-    return expr
-
-
-def _from_float(value: float) -> sp.Expr:
-    if math.isinf(value):
-        return sp.oo if value > 0 else -sp.oo
-    if math.isnan(value):
-        return sp.nan
-    return sp.Float(value)
-
-
-def _to_float(number: sp.Rational) -> sp.Expr:
-    try:
-        return _from_float(int(number.p) / int(number.q))
-    except OverflowError:
-        return sp.oo if number > 0 else -sp.oo
-
-
-def _operand(number: sp.Rational) -> str:
-    return str(number) if number.is_Integer and number >= 0 else f"({number})"
-
-
-def _reciprocal(expr: sp.Expr) -> sp.Expr:
-    result = sp.Pow(expr, -1)
-    if not F.is_real_constant(result):  # 1/0: zoo in SymPy, inf in PyTorch
-        return sp.Pow(expr, -1, evaluate=False)
-    return result
-
-
-def _float_pow(base: float, exponent: float) -> float:
-    try:
-        return math.pow(base, exponent)
-    except OverflowError:
-        return math.inf
-    except (ValueError, ZeroDivisionError):
-        return math.nan if base < 0 else math.inf
 
 
 def _arity_words(low: int, high: int | None) -> str:

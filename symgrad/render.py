@@ -8,18 +8,17 @@ when a helper needs it): the runtime helpers they use are copied in as source.
 
 from __future__ import annotations
 
-import ast
 import functools
-import keyword
 import re
 import textwrap
 from pathlib import Path
 from typing import Any
 
+from symgrad import runtime
 from symgrad.numpy_code import Line, NumpyProgram
 
 LINE_WIDTH = 88
-ALWAYS_HELPERS = ("as_input", "grad_like", "unbroadcast")
+ALWAYS_HELPERS = ("_as_input", "_grad_like")
 
 
 @functools.cache
@@ -43,41 +42,6 @@ def template_dir() -> Path:
         if (folder / "module.py.jinja").is_file():
             return folder
     raise RuntimeError(f"symgrad's templates are missing (looked in {here})")
-
-
-@functools.cache
-def _helper_table() -> dict[str, str]:
-    """Top-level helper functions of symgrad/runtime/*.py, by name, as source."""
-    table: dict[str, str] = {}
-    runtime = Path(__file__).resolve().parent / "runtime"
-    for path in sorted(runtime.glob("*.py")):
-        source = path.read_text(encoding="utf-8")
-        lines = source.splitlines()
-        for node in ast.parse(source).body:
-            if isinstance(node, ast.FunctionDef):  # whole lines: defs start at column 0
-                table[node.name] = "\n".join(lines[node.lineno - 1 : node.end_lineno])
-    return table
-
-
-def helper_sources(names: tuple[str, ...]) -> list[str]:
-    """Source of the named helpers and those they call, renamed `_name`, sorted."""
-    table = _helper_table()
-    missing = [n for n in names if n not in table]
-    if missing:
-        raise RuntimeError(f"runtime helper(s) not found: {missing}")
-    wanted: set[str] = set()
-    todo = list(names)
-    while todo:
-        name = todo.pop()
-        if name in wanted:
-            continue
-        wanted.add(name)
-        calls = re.findall(r"(?<![\w.])([a-z][a-z0-9_]*)\(", table[name])
-        todo.extend(c for c in calls if c in table and c not in wanted)
-    pattern = re.compile(
-        r"(?<![\w.])(" + "|".join(sorted(table, key=len, reverse=True)) + r")(?=\()"
-    )
-    return [pattern.sub(r"_\1", table[name]) for name in sorted(wanted)]
 
 
 def wrap(prefix: str, code: str, indent: str, width: int = LINE_WIDTH) -> list[str]:
@@ -202,7 +166,7 @@ def render_module(
         lines = lines or []
         return with_deletions(lines, keep, later) if free_early else lines
 
-    sources = helper_sources(helpers)
+    sources = runtime.source(helpers)
     imports = ["import math", ""] if any("math." in s for s in sources) else []
     imports.append("import numpy as np")
     signature = ", ".join(inputs)
@@ -295,9 +259,7 @@ def _backward_block(program: NumpyProgram, deleting: Any) -> str:
     return "\n".join(
         [
             "        if grad_output is None:  # the gradient of sum(value)",
-            branch(
-                program.default_backward or [], program.default_gradients, " " * 12
-            ),
+            branch(program.default_backward or [], program.default_gradients, " " * 12),
             "        else:",
             "            grad_output = np.asarray(grad_output)",
             branch(program.backward, program.gradients, " " * 12),

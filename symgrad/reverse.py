@@ -91,9 +91,9 @@ class Program:
         self, values: Mapping[str, Any], grad_output: Any = None
     ) -> dict[int, Any]:
         """Input values (converted as generated modules convert them) by node id."""
-        from symgrad.runtime import core
+        from symgrad.evaluate import as_input
 
-        bound = {self.input_nodes[n].id: core.as_input(values[n]) for n in self.inputs}
+        bound = {self.input_nodes[n].id: as_input(values[n]) for n in self.inputs}
         grad_node = self.graph._index.get(("input", GRAD_OUTPUT))
         if grad_node is not None and grad_output is not None:
             import numpy as np
@@ -120,17 +120,18 @@ class Program:
         """The value and each wrt input's gradient, as the generated module gives."""
         import numpy as np
 
-        from symgrad.runtime import core
+        from symgrad.evaluate import as_input, helper
 
+        grad_like = helper("_grad_like")
         computed = self.evaluate(values, grad_output)
         value = np.asarray(computed[self.output.id])
         grads: dict[str, Any] = {}
-        arrays = {n: core.as_input(values[n]) for n in self.inputs}
+        arrays = {n: as_input(values[n]) for n in self.inputs}
         keep = (value, grad_output, *arrays.values())
         for name, node in self.gradients(grad_output is None).items():
             grad = 0.0 if node is None else computed[node.id]
             with np.errstate(all="ignore"):
-                grads[name] = core.grad_like(grad, arrays[name], keep)
+                grads[name] = grad_like(grad, arrays[name], keep)
         return value, grads
 
 
@@ -196,7 +197,9 @@ def build_program(
     deps = _dependencies(forward)
     wanted = {input_nodes[n].id for n in wrt}
     needs = _needs_grad(forward, wanted)
-    default = _backward(graph, forward, output, graph.const(1.0), deps, needs, convention)
+    default = _backward(
+        graph, forward, output, graph.const(1.0), deps, needs, convention
+    )
     seeded = _backward(
         graph, forward, output, graph.input(GRAD_OUTPUT), deps, needs, convention
     )
@@ -276,9 +279,7 @@ def _backward(
                 if position == 2:
                     condition = graph.apply("not", condition)
                 branch_gate = (
-                    condition
-                    if gate is None
-                    else graph.apply("and", gate, condition)
+                    condition if gate is None else graph.apply("and", gate, condition)
                 )
             elif gate is not None:
                 term = graph.apply("select", gate, term)
@@ -412,9 +413,7 @@ def to_graph(graph: Graph, expr: sp.Expr, mapping: dict[sp.Basic, Node]) -> Node
 def _parts(e: sp.Basic) -> list[sp.Basic]:
     if isinstance(e, sp.Mul):
         coeff, factors = e.as_coeff_mul()
-        parts = [
-            f.base if _is_divisor(f) else f for f in factors
-        ]
+        parts = [f.base if _is_divisor(f) else f for f in factors]
         return parts + ([coeff] if coeff not in (1, -1) else [])
     if isinstance(e, sp.Pow):
         return [e.base] + ([e.exp] if not _special_power(e.exp) else [])
@@ -452,7 +451,9 @@ def _build(graph: Graph, e: sp.Basic, parts: list[Node]) -> Node:
         for f, node in zip(factors, parts, strict=False):
             if _is_divisor(f):
                 denominator = (
-                    node if denominator is None else graph.apply("mul", denominator, node)
+                    node
+                    if denominator is None
+                    else graph.apply("mul", denominator, node)
                 )
             else:
                 numerator = (

@@ -2,9 +2,9 @@
 
 Contract, as for `special.py`: imports only `math` and `numpy as np`; each helper is one
 top-level def with everything it needs inside its body; it may call other helpers of
-these files by name. The generator copies the helpers a module uses, renamed with a
-leading underscore (`sigmoid` becomes `_sigmoid`), so that a generated module needs
-nothing but NumPy.
+these files by name. Helpers are named with a leading underscore, as they are in a
+generated module: the generator copies the ones a module uses verbatim (see
+`symgrad.runtime.source`), so that a generated module needs nothing but NumPy.
 """
 
 import math
@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 
-def as_input(value):
+def _as_input(value):
     """An input as an array: floats keep their dtype, anything else becomes float64."""
     array = np.asarray(value)
     if array.dtype.kind != "f":
@@ -20,7 +20,7 @@ def as_input(value):
     return array
 
 
-def grad_like(grad, value, keep):
+def _grad_like(grad, value, keep):
     """A gradient with exactly the shape and dtype of the input `value`.
 
     The computed array is handed over as it is when it already has that shape and dtype
@@ -28,7 +28,7 @@ def grad_like(grad, value, keep):
     caller still holds; otherwise it is copied.
     """
     shape = np.shape(value)
-    grad = unbroadcast(grad, shape, np.broadcast_shapes(np.shape(grad), shape))
+    grad = _unbroadcast(grad, shape, np.broadcast_shapes(np.shape(grad), shape))
     if (
         isinstance(grad, np.ndarray)
         and grad.shape == shape
@@ -40,7 +40,7 @@ def grad_like(grad, value, keep):
         return np.array(np.broadcast_to(grad, shape), dtype=value.dtype)
 
 
-def unbroadcast(grad, shape, consumer_shape):
+def _unbroadcast(grad, shape, consumer_shape):
     """Sum a gradient that flowed through broadcasting back to `shape`.
 
     `grad` stands for an array of `consumer_shape` (it may be smaller: a scalar seed or
@@ -73,31 +73,31 @@ def unbroadcast(grad, shape, consumer_shape):
     return grad
 
 
-def input_dtype(*inputs):
+def _input_dtype(*inputs):
     """The floating dtype of the inputs, which masks used as numbers are cast to."""
     return np.result_type(*inputs) if inputs else np.dtype(np.float64)
 
 
-def sum_like(grad, target, consumer):
+def _sum_like(grad, target, consumer):
     """The gradient `grad` of the array `consumer` (it may stand for one broadcast to
     it), summed back to the shape of `target`, which broadcasting stretched."""
     shape = np.shape(target)
-    return unbroadcast(grad, shape, np.broadcast_shapes(np.shape(consumer), shape))
+    return _unbroadcast(grad, shape, np.broadcast_shapes(np.shape(consumer), shape))
 
 
-def sigmoid(x):
+def _sigmoid(x):
     """1 / (1 + exp(-x)), as PyTorch computes it: 0 and 1 at the far ends."""
     with np.errstate(over="ignore"):
         return 1 / (1 + np.exp(-x))
 
 
-def softplus(x):
+def _softplus(x):
     """log(1 + exp(x)), and x itself above PyTorch's threshold 20."""
     with np.errstate(over="ignore"):
         return np.where(x > 20, x, np.log1p(np.exp(np.minimum(x, 20))))
 
 
-def logsumexp(x):
+def _logsumexp(x):
     """log(sum(exp(x))) over all elements, shifted by the maximum as PyTorch does."""
     if np.size(x) == 0:
         return np.asarray(-np.inf, dtype=np.result_type(x, np.float32))
@@ -107,7 +107,7 @@ def logsumexp(x):
     return np.log(np.sum(np.exp(x - shift))) + shift
 
 
-def prod_grad(x, product):
+def _prod_grad(x, product):
     """d prod(x) / dx: product / x, or the exact product of the others if x has 0."""
     zeros = x == 0
     if not np.any(zeros):
@@ -119,13 +119,13 @@ def prod_grad(x, product):
     return np.reshape(before * after, np.shape(x))
 
 
-def safe_recip(x):
+def _safe_recip(x):
     """1 / x, and 0 where x == 0 (PyTorch's convention for norm's gradient at 0)."""
     with np.errstate(divide="ignore"):
         return np.where(x == 0, 0, 1 / np.where(x == 0, 1, x))
 
 
-def select(mask, value):
+def _select(mask, value):
     """`value` where `mask` holds and exactly 0 elsewhere, as PyTorch's masked backward
     passes select (an inf or nan `value` is stopped where the mask is false).
 

@@ -37,10 +37,10 @@ Largest errors measured (in these terms): erf 2.0e-16, erfc 1.1e-15, erfinv 4.1e
 lgamma 8.5e-16 (x > 0) and 2.9e-15 (x < 0), digamma 4.9e-16 (x > 0) and 3.2e-15
 (x < 0), trigamma 7.0e-16.
 
-Special values, as PyTorch's: erf(+-inf) = +-1, erf(-0) = -0; erfc(-inf) = 2 and
-erfc(inf) = 0; erfinv(+-1) = +-inf, erfinv(-0) = -0 and erfinv = nan for |x| > 1;
-lgamma = inf at +-0, at the negative integers and at +-inf; digamma(+0) = -inf,
-digamma(-0) = inf, digamma(inf) = inf, nan at the negative integers and at -inf;
+Special values, as PyTorch's: _erf(+-inf) = +-1, _erf(-0) = -0; _erfc(-inf) = 2 and
+_erfc(inf) = 0; _erfinv(+-1) = +-inf, _erfinv(-0) = -0 and erfinv = nan for |x| > 1;
+lgamma = inf at +-0, at the negative integers and at +-inf; _digamma(+0) = -inf,
+_digamma(-0) = inf, _digamma(inf) = inf, nan at the negative integers and at -inf;
 trigamma = inf at +-0, 0 at inf, nan at -inf; nan gives nan. One deliberate difference:
 trigamma is inf at the negative integers, its poles, where PyTorch returns an arbitrary
 finite number (its reflection formula, evaluated with the rounding error of sin(pi x))
@@ -59,7 +59,7 @@ import numpy as np
 # --- shared machinery -----------------------------------------------------------------
 
 
-def special_apply(kernel, x):
+def _special_apply(kernel, x):
     """Apply `kernel` (float64 1-d array -> float64 array of the same size) to `x`.
 
     Implements the interface of the public functions: `x` may be anything np.asarray
@@ -88,7 +88,7 @@ def special_apply(kernel, x):
     return out
 
 
-def special_select(mask):
+def _special_select(mask):
     """The elements where the boolean 1-d `mask` holds, as an index for `x[...]`.
 
     slice(None) when the mask is all true (no copying), else the integer positions.
@@ -99,7 +99,7 @@ def special_select(mask):
     return np.flatnonzero(mask)
 
 
-def special_horner(t, coeffs):
+def _special_horner(t, coeffs):
     """The polynomial with `coeffs` (highest degree first) at the array `t`.
 
     Horner's rule with in-place updates: a single temporary whatever the degree.
@@ -115,31 +115,31 @@ def special_horner(t, coeffs):
 # --- erf, erfc ------------------------------------------------------------------------
 
 
-def erf(x):
+def _erf(x):
     """The error function, 2/sqrt(pi) * integral of exp(-t**2) from 0 to x.
 
     |x| < 1: x * P(x**2); 1 <= |x| < 6: +-(1 - exp(-x**2) G(t)); |x| >= 6: +-1, which
     is erf rounded to double.
     """
     # A lambda, not the bare name: the generator finds the helpers by their calls.
-    return special_apply(lambda v: erf_kernel(v), x)
+    return _special_apply(lambda v: _erf_kernel(v), x)
 
 
-def erf_kernel(x):
+def _erf_kernel(x):
     """erf on a float64 1-d array."""
     a = np.abs(x)
     out = np.sign(x)  # +-1, right for |x| >= 6 (erfc at 6 is 2e-17), and nan for nan
     small = a < 1.0
-    sel = special_select(small)
-    out[sel] = erf_small(x[sel])
-    sel = special_select(~small & (a < 6.0))
-    out[sel] = np.copysign(erf_large(a[sel]), x[sel])
+    sel = _special_select(small)
+    out[sel] = _erf_small(x[sel])
+    sel = _special_select(~small & (a < 6.0))
+    out[sel] = np.copysign(_erf_large(a[sel]), x[sel])
     return out
 
 
-def erf_small(x):
+def _erf_small(x):
     """erf at |x| <= 1 as x * P(x**2), P minimax with relative error 7e-18."""
-    p = special_horner(
+    p = _special_horner(
         x * x,
         (
             -7.77944891324782e-10,
@@ -160,7 +160,7 @@ def erf_small(x):
     return p
 
 
-def erf_large(a):
+def _erf_large(a):
     """erf at 1 <= a < 6 as 1 - exp(-a**2) G(t), t = 2 / (2 + a) in (0.25, 0.67].
 
     G approximates exp(a**2) erfc at a; it is minimax for the error relative to erf
@@ -168,7 +168,7 @@ def erf_large(a):
     """
     t = 2.0 + a
     np.divide(2.0, t, out=t)
-    g = special_horner(
+    g = _special_horner(
         t,
         (
             0.02411816158646567,
@@ -192,7 +192,7 @@ def erf_large(a):
     return g
 
 
-def erfc_large(a):
+def _erfc_large(a):
     """erfc at 1 <= a < 27.3 (and nan), with full relative accuracy.
 
     erfc = exp(-a**2) / a * H(t) with t = 4 / (4 + a); H, which tends to 1/sqrt(pi) as
@@ -203,7 +203,7 @@ def erfc_large(a):
     """
     t = 4.0 + a
     np.divide(4.0, t, out=t)
-    r = special_horner(
+    r = _special_horner(
         t,
         (
             -0.012144066224552792,
@@ -242,68 +242,68 @@ def erfc_large(a):
     return r
 
 
-def erfc(x):
+def _erfc(x):
     """The complementary error function, 1 - erf, accurate also where it is tiny.
 
     |x| < 1: 1 - x P(x**2); 1 <= x < 27.3: the relative-accuracy tail of erfc_large
     (0 beyond, where erfc underflows); -6 < x <= -1: 1 + the erf tail at -x; x <= -6: 2.
     Relative accuracy down to the underflow (erfc at 26.55 is 2.2e-308).
     """
-    return special_apply(lambda v: erfc_kernel(v), x)
+    return _special_apply(lambda v: _erfc_kernel(v), x)
 
 
-def erfc_kernel(x):
+def _erfc_kernel(x):
     """erfc on a float64 1-d array."""
     out = (x < 0.0) * 2.0  # the limits: 2 for x <= -6, 0 for x >= 27.3 (underflow)
-    sel = special_select(np.abs(x) < 1.0)
-    out[sel] = 1.0 - erf_small(x[sel])
-    sel = special_select((x <= -1.0) & (x > -6.0))
-    out[sel] = 1.0 + erf_large(-x[sel])
-    sel = special_select(~((x < 1.0) | (x >= 27.3)))  # 1 <= x < 27.3, and nan
-    out[sel] = erfc_large(x[sel])
+    sel = _special_select(np.abs(x) < 1.0)
+    out[sel] = 1.0 - _erf_small(x[sel])
+    sel = _special_select((x <= -1.0) & (x > -6.0))
+    out[sel] = 1.0 + _erf_large(-x[sel])
+    sel = _special_select(~((x < 1.0) | (x >= 27.3)))  # 1 <= x < 27.3, and nan
+    out[sel] = _erfc_large(x[sel])
     return out
 
 
-def erfc_positive(a):
+def _erfc_positive(a):
     """erfc at 0 <= a < 27.3 (and nan), with full relative accuracy."""
     out = np.empty_like(a)
     small = a < 1.0
-    sel = special_select(small)
-    out[sel] = 1.0 - erf_small(a[sel])
-    sel = special_select(~small)
-    out[sel] = erfc_large(a[sel])
+    sel = _special_select(small)
+    out[sel] = 1.0 - _erf_small(a[sel])
+    sel = _special_select(~small)
+    out[sel] = _erfc_large(a[sel])
     return out
 
 
 # --- erfinv ---------------------------------------------------------------------------
 
 
-def erfinv(x):
+def _erfinv(x):
     """The inverse error function on [-1, 1] (+-inf at +-1, nan outside).
 
     A polynomial first guess (relative error < 7e-7), then one fourth-order correction
     with the residual of erf (|x| <= 1/2) or, for accuracy near +-1, of erfc with the
     exact 1 - |x|. Full accuracy also at 1 - 2**-53, 1e-300 etc.
     """
-    return special_apply(lambda v: erfinv_kernel(v), x)
+    return _special_apply(lambda v: _erfinv_kernel(v), x)
 
 
-def erfinv_kernel(y):
+def _erfinv_kernel(y):
     """erfinv on a float64 1-d array."""
     a = np.abs(y)
     out = np.full_like(y, math.nan)  # stays nan for |y| > 1 and nan
-    sel = special_select(a <= 0.5)
-    out[sel] = erfinv_central(a[sel])
-    sel = special_select((a > 0.5) & (a < 1.0))
-    out[sel] = erfinv_tail(a[sel])
-    out[special_select(a == 1.0)] = math.inf
+    sel = _special_select(a <= 0.5)
+    out[sel] = _erfinv_central(a[sel])
+    sel = _special_select((a > 0.5) & (a < 1.0))
+    out[sel] = _erfinv_tail(a[sel])
+    out[_special_select(a == 1.0)] = math.inf
     return np.copysign(out, y)
 
 
-def erfinv_central(a):
+def _erfinv_central(a):
     """erfinv at 0 <= a <= 1/2."""
     # First guess a * P(a**2), relative error < 2.2e-7.
-    x = special_horner(
+    x = _special_horner(
         a * a,
         (
             0.11290787195956513,
@@ -314,17 +314,17 @@ def erfinv_central(a):
         ),
     )
     x *= a
-    return erfinv_polish(x, a - erf_small(x))
+    return _erfinv_polish(x, a - _erf_small(x))
 
 
-def erfinv_tail(a):
+def _erfinv_tail(a):
     """erfinv at 1/2 < a < 1, solving erfc = q where q = 1 - a is exact."""
     q = 1.0 - a
     # First guess: a polynomial in s = sqrt(-log(1 - a**2)) on [0.53, 6.02] (the
     # largest double below 1 gives s = 6.003), relative error < 6.1e-7.
     s = np.sqrt(-np.log(q * (2.0 - q)))
     s -= 3.25
-    x = special_horner(
+    x = _special_horner(
         s,
         (
             2.8537438918907697e-09,
@@ -344,10 +344,10 @@ def erfinv_tail(a):
         ),
     )
     # The residual erfc - q (at x) equals that of erf and has a small relative error.
-    return erfinv_polish(x, erfc_positive(x) - q)
+    return _erfinv_polish(x, _erfc_positive(x) - q)
 
 
-def erfinv_polish(x, residual):
+def _erfinv_polish(x, residual):
     """Improve a guess x of erfinv at y, given residual = y - erf at x.
 
     With h = residual / erf' at x, the Taylor series of the inverse function gives
@@ -372,7 +372,7 @@ def erfinv_polish(x, residual):
 # --- lgamma ---------------------------------------------------------------------------
 
 
-def lgamma(x):
+def _lgamma(x):
     """log|Gamma(x)|, the logarithm of the absolute value of the gamma function.
 
     0 < x < 2.5: a minimax polynomial for log Gamma around 2, with the recurrence
@@ -380,32 +380,32 @@ def lgamma(x):
     Stirling's formula with a minimax correction; x < 0: reflection (accuracy: see
     the module docstring).
     """
-    return special_apply(lambda v: lgamma_kernel(v), x)
+    return _special_apply(lambda v: _lgamma_kernel(v), x)
 
 
-def lgamma_kernel(x):
+def _lgamma_kernel(x):
     """lgamma on a float64 1-d array."""
     out = np.empty_like(x)
     positive = x > 0
-    sel = special_select(positive)
-    out[sel] = lgamma_positive(x[sel])
-    sel = special_select(~positive)  # x <= 0, -inf, nan
-    out[sel] = lgamma_reflected(x[sel])
+    sel = _special_select(positive)
+    out[sel] = _lgamma_positive(x[sel])
+    sel = _special_select(~positive)  # x <= 0, -inf, nan
+    out[sel] = _lgamma_reflected(x[sel])
     return out
 
 
-def lgamma_positive(x):
+def _lgamma_positive(x):
     """log Gamma(x) for x > 0 (and +inf)."""
     out = np.empty_like(x)
     small = x < 2.5
-    sel = special_select(small)
-    out[sel] = lgamma_small(x[sel])
-    sel = special_select(~small)
-    out[sel] = lgamma_stirling(x[sel])
+    sel = _special_select(small)
+    out[sel] = _lgamma_small(x[sel])
+    sel = _special_select(~small)
+    out[sel] = _lgamma_stirling(x[sel])
     return out
 
 
-def lgamma_small(x):
+def _lgamma_small(x):
     """log Gamma(x) for 0 < x < 2.5.
 
     With k = 0, 1, 2 on (0, 1/2), [1/2, 3/2), [3/2, 5/2) and v = x - k (exact) in
@@ -416,7 +416,7 @@ def lgamma_small(x):
     k = (x >= 0.5).astype(np.float64)
     k += x >= 1.5
     v = x - k
-    out = special_horner(
+    out = _special_horner(
         v,
         (
             -6.205081775760796e-07,
@@ -449,14 +449,14 @@ def lgamma_small(x):
     return out
 
 
-def lgamma_stirling(x):
+def _lgamma_stirling(x):
     """log Gamma(x) for x >= 2.5 (and +inf): Stirling's formula plus a correction.
 
     (x - 1/2) (log(x) - 1) + (log(2 pi) - 1) / 2 + C(1/x**2) / x, C minimax (its error
     is below 2e-17 relative to lgamma). Overflows to inf only where lgamma does.
     """
     r = 1.0 / x
-    out = special_horner(
+    out = _special_horner(
         r * r,
         (
             0.05861872498497186,
@@ -478,7 +478,7 @@ def lgamma_stirling(x):
     return out
 
 
-def lgamma_reflected(x):
+def _lgamma_reflected(x):
     """log|Gamma(x)| for x <= 0 (and -inf, nan), by reflection.
 
     |Gamma(x) Gamma(1 - x)| = pi / |sin(pi x)|.
@@ -493,15 +493,15 @@ def lgamma_reflected(x):
     np.divide(np.abs(t), s, out=s)
     s *= 2.0
     out = math.log(math.pi) - np.log(s)
-    out -= lgamma_positive(1.0 - x)
-    out[special_select((d == 0) | (x == -math.inf))] = math.inf  # the poles
+    out -= _lgamma_positive(1.0 - x)
+    out[_special_select((d == 0) | (x == -math.inf))] = math.inf  # the poles
     return out
 
 
 # --- digamma --------------------------------------------------------------------------
 
 
-def digamma(x):
+def _digamma(x):
     """The digamma function psi(x), the derivative of lgamma.
 
     0 < x < 2: (y - x0) F(y) / y on y in [1, 2) (x0 = 1.4616..., the positive zero,
@@ -509,32 +509,32 @@ def digamma(x):
     x < 1; x >= 2: log(x) - 1/(2x) + C(1/x**2) / x**2; x < 0: reflection (accuracy:
     see the module docstring).
     """
-    return special_apply(lambda v: digamma_kernel(v), x)
+    return _special_apply(lambda v: _digamma_kernel(v), x)
 
 
-def digamma_kernel(x):
+def _digamma_kernel(x):
     """digamma on a float64 1-d array."""
     out = np.empty_like(x)
     positive = x > 0
-    sel = special_select(positive)
-    out[sel] = digamma_positive(x[sel])
-    sel = special_select(~positive)  # x <= 0, -inf, nan
-    out[sel] = digamma_reflected(x[sel])
+    sel = _special_select(positive)
+    out[sel] = _digamma_positive(x[sel])
+    sel = _special_select(~positive)  # x <= 0, -inf, nan
+    out[sel] = _digamma_reflected(x[sel])
     return out
 
 
-def digamma_positive(x):
+def _digamma_positive(x):
     """psi(x) for x > 0 (and +inf)."""
     out = np.empty_like(x)
     small = x < 2.0
-    sel = special_select(small)
-    out[sel] = digamma_small(x[sel])
-    sel = special_select(~small)
-    out[sel] = digamma_asymptotic(x[sel])
+    sel = _special_select(small)
+    out[sel] = _digamma_small(x[sel])
+    sel = _special_select(~small)
+    out[sel] = _digamma_asymptotic(x[sel])
     return out
 
 
-def digamma_small(x):
+def _digamma_small(x):
     """psi(x) for 0 < x < 2.
 
     For y in [1, 2): psi(y) = (y - x0) F(y - 3/2) / y, F minimax (relative error 3e-17;
@@ -543,7 +543,7 @@ def digamma_small(x):
     """
     below = x < 1.0
     y = x + below
-    out = special_horner(
+    out = _special_horner(
         y - 1.5,
         (
             2.1322277191791083e-07,
@@ -570,14 +570,14 @@ def digamma_small(x):
     return out
 
 
-def digamma_asymptotic(x):
+def _digamma_asymptotic(x):
     """psi(x) for x >= 2 (and +inf): log(x) - 1/(2x) + u C(u), u = 1/x**2.
 
     C is minimax; its error is below 6e-17 relative to psi(x).
     """
     r = 1.0 / x
     u = r * r
-    out = special_horner(
+    out = _special_horner(
         u,
         (
             7.200066166463125,
@@ -603,7 +603,7 @@ def digamma_asymptotic(x):
     return out
 
 
-def digamma_reflected(x):
+def _digamma_reflected(x):
     """psi(x) for x <= 0 (and -inf, nan), by psi(x) = psi(1 - x) - pi cot(pi x).
 
     cot(pi x) = cot(pi d) with d = x - round(x) (exact); for |d| > 1/4 it is taken as
@@ -613,12 +613,12 @@ def digamma_reflected(x):
     ad = np.abs(d)
     picot = np.tan(math.pi * ad)
     np.divide(math.pi, picot, out=picot)
-    sel = special_select(ad > 0.25)
+    sel = _special_select(ad > 0.25)
     picot[sel] = math.pi * np.tan(math.pi * (0.5 - ad[sel]))
-    out = digamma_positive(1.0 - x)
+    out = _digamma_positive(1.0 - x)
     out -= np.copysign(picot, d, out=picot)
-    out[special_select(d == 0)] = math.nan  # the poles (and -inf: d is nan)
-    sel = special_select(x == 0)
+    out[_special_select(d == 0)] = math.nan  # the poles (and -inf: d is nan)
+    sel = _special_select(x == 0)
     out[sel] = np.copysign(math.inf, -x[sel])  # psi(+0) = -inf, psi(-0) = inf
     return out
 
@@ -626,39 +626,39 @@ def digamma_reflected(x):
 # --- trigamma -------------------------------------------------------------------------
 
 
-def trigamma(x):
-    """The trigamma function polygamma(1, x), the derivative of digamma.
+def _trigamma(x):
+    """The trigamma function, polygamma of order 1: the derivative of digamma.
 
     0 < x < 2: G(y) / y**2 on y in [1, 2) after psi1(x) = psi1(x + 1) + 1/x**2 for
     x < 1; x >= 2: (1 + 1/(2x) + C(1/x**2) / x**2) / x; x < 0: reflection. Nothing
     cancels badly anywhere (trigamma has no zeros): relative accuracy everywhere.
     """
-    return special_apply(lambda v: trigamma_kernel(v), x)
+    return _special_apply(lambda v: _trigamma_kernel(v), x)
 
 
-def trigamma_kernel(x):
+def _trigamma_kernel(x):
     """trigamma on a float64 1-d array."""
     out = np.empty_like(x)
     positive = x > 0
-    sel = special_select(positive)
-    out[sel] = trigamma_positive(x[sel])
-    sel = special_select(~positive)  # x <= 0, -inf, nan
-    out[sel] = trigamma_reflected(x[sel])
+    sel = _special_select(positive)
+    out[sel] = _trigamma_positive(x[sel])
+    sel = _special_select(~positive)  # x <= 0, -inf, nan
+    out[sel] = _trigamma_reflected(x[sel])
     return out
 
 
-def trigamma_positive(x):
+def _trigamma_positive(x):
     """psi1(x) for x > 0 (and +inf)."""
     out = np.empty_like(x)
     small = x < 2.0
-    sel = special_select(small)
-    out[sel] = trigamma_small(x[sel])
-    sel = special_select(~small)
-    out[sel] = trigamma_asymptotic(x[sel])
+    sel = _special_select(small)
+    out[sel] = _trigamma_small(x[sel])
+    sel = _special_select(~small)
+    out[sel] = _trigamma_asymptotic(x[sel])
     return out
 
 
-def trigamma_small(x):
+def _trigamma_small(x):
     """psi1(x) for 0 < x < 2.
 
     For y in [1, 2): psi1(y) = G(y - 3/2) / y**2, G minimax (relative error 3e-17;
@@ -667,7 +667,7 @@ def trigamma_small(x):
     """
     below = x < 1.0
     y = x + below
-    out = special_horner(
+    out = _special_horner(
         y - 1.5,
         (
             1.068995477214153e-06,
@@ -695,14 +695,14 @@ def trigamma_small(x):
     return out
 
 
-def trigamma_asymptotic(x):
+def _trigamma_asymptotic(x):
     """psi1(x) for x >= 2 (and +inf): (1 + 1/(2x) + u C(u)) / x, u = 1/x**2.
 
     C is minimax; its error is below 8e-17 relative to psi1(x).
     """
     r = 1.0 / x
     u = r * r
-    out = special_horner(
+    out = _special_horner(
         u,
         (
             -2706.342648400075,
@@ -730,7 +730,7 @@ def trigamma_asymptotic(x):
     return out
 
 
-def trigamma_reflected(x):
+def _trigamma_reflected(x):
     """psi1(x) for x <= 0 (and -inf, nan), by psi1(x) + psi1(1 - x) = pi**2/sin**2.
 
     With d = x - round(x) (exact) and t = tan(pi d / 2):
@@ -744,15 +744,15 @@ def trigamma_reflected(x):
     out *= out
     out /= t
     out *= math.pi**2 / 4.0
-    out -= trigamma_positive(1.0 - x)
+    out -= _trigamma_positive(1.0 - x)
     return out
 
 
 # --- polygamma ------------------------------------------------------------------------
 
 
-def polygamma(n, x):
-    """polygamma(n, x) for n = 0, 1, 2: digamma, trigamma, and their derivative.
+def _polygamma(n, x):
+    """polygamma of order n = 0, 1, 2 at x: digamma, trigamma, and its derivative.
 
     n = 2 (tetragamma): for x > 0, psi2(x) = psi2(x + k) - sum 2/(x + j)**3 up to
     x + k >= 20, then the asymptotic series -1/x**2 - 1/x**3 - 1/(2x**4) +
@@ -761,29 +761,29 @@ def polygamma(n, x):
     """
     order = int(n)
     if order == 0:
-        return digamma(x)
+        return _digamma(x)
     if order == 1:
-        return trigamma(x)
+        return _trigamma(x)
     if order != 2:
-        raise ValueError("polygamma(n, x) is implemented for n = 0, 1, 2")
-    return special_apply(lambda v: tetragamma_kernel(v), x)
+        raise ValueError("_polygamma(n, x) is implemented for n = 0, 1, 2")
+    return _special_apply(lambda v: _tetragamma_kernel(v), x)
 
 
-def tetragamma_kernel(x):
+def _tetragamma_kernel(x):
     """psi2 on a float64 1-d array."""
     out = np.empty_like(x)
     positive = x > 0
-    sel = special_select(positive)
-    out[sel] = tetragamma_positive(x[sel])
-    sel = special_select(~positive)  # x <= 0, -inf, nan
+    sel = _special_select(positive)
+    out[sel] = _tetragamma_positive(x[sel])
+    sel = _special_select(~positive)  # x <= 0, -inf, nan
     y = x[sel]
     s = np.sin(math.pi * (y - np.rint(y)))
     c = np.cos(math.pi * (y - np.rint(y)))
-    out[sel] = tetragamma_positive(1.0 - y) - 2.0 * math.pi**3 * c / (s * s * s)
+    out[sel] = _tetragamma_positive(1.0 - y) - 2.0 * math.pi**3 * c / (s * s * s)
     return out
 
 
-def tetragamma_positive(x):
+def _tetragamma_positive(x):
     """psi2(x) for x > 0 (and +inf)."""
     acc = np.zeros_like(x)
     y = x.copy()
@@ -795,7 +795,7 @@ def tetragamma_positive(x):
         y[low] += 1.0
     r = 1.0 / y
     r2 = r * r
-    series = special_horner(
+    series = _special_horner(
         r2, [691.0 / 210.0, -5.0 / 6.0, 3.0 / 10.0, -1.0 / 6.0, 1.0 / 6.0, -0.5]
     )
     out = -r2 - r2 * r + r2 * r2 * series
