@@ -212,71 +212,102 @@ def _python_parse(source: str, text: str, colmap: list[int]) -> ast.Expression:
 
 
 def _parse_chunked(source: str) -> ast.Expression | None:
-    """A long sum `t1 + t2 - t3 ...` parsed one term at a time, else None.
+    """A long flat sum (`t1 + t2 - t3 ...`) or product (`f1 * f2 / f3 ...`), parsed
+    in pieces of CHUNK_TERMS terms and joined as Python would have nested it; else None.
 
-    Only when every operator at the top level (outside brackets) is a binary + or -:
-    comparisons and `and`/`or` bind more loosely, so splitting there would be wrong.
-    The terms' column offsets are shifted to their place in `source`.
+    Only when every operator at the top level (outside brackets) is of one group:
+    binary + and - (with * / ** inside terms), or * and / (with ** inside factors).
+    Comparisons and `and`/`or` bind more loosely, so splitting there would be wrong.
+    Column offsets are shifted to their place in `source`.
     """
-    if source.count("+") + source.count("-") < CHUNK_TERMS:
+    if len(source) < 2 * CHUNK_TERMS:
         return None
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
     except (tokenize.TokenError, SyntaxError, IndentationError):
         return None
-    depth, cuts, previous = 0, [], None
+    depth, previous = 0, None
+    cuts: dict[str, list[tuple[int, str]]] = {"sum": [], "product": []}
     for token in tokens:
         if token.type in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER):
             continue
-        if token.type == tokenize.OP and token.string in "([{":
+        string = token.string
+        if token.type == tokenize.OP and string in "([{":
             depth += 1
-        elif token.type == tokenize.OP and token.string in ")]}":
+        elif token.type == tokenize.OP and string in ")]}":
             depth -= 1
-        elif depth == 0 and token.type == tokenize.OP and token.string in "+-":
+        elif depth == 0 and token.type == tokenize.OP and string in ("+", "-"):
             binary = previous is not None and (
                 previous.type in (tokenize.NAME, tokenize.NUMBER)
                 and previous.string not in ("and", "or", "not", "in", "is")
                 or previous.string in ")]}"
             )
             if binary:
-                cuts.append((token.start[1], token.string))
+                cuts["sum"].append((token.start[1], string))
+        elif depth == 0 and token.type == tokenize.OP and string in ("*", "/"):
+            cuts["product"].append((token.start[1], string))
         elif depth == 0 and (
             token.type == tokenize.OP
-            and token.string not in ("*", "/", "**", ",", ".")
-            or token.string in ("and", "or", "not", "if", "else", "lambda", "for")
+            and string not in ("**", ",", ".")
+            or string in ("and", "or", "not", "if", "else", "lambda", "for")
         ):
             return None
         previous = token
-    if len(cuts) < CHUNK_TERMS or depth != 0:
+    if depth != 0:
         return None
-    encoded = source.encode("utf-8")
-    char_to_byte = [len(source[:i].encode("utf-8")) for i in range(len(source) + 1)]
-    del encoded
-    starts = [0] + [c + 1 for c, _ in cuts]
-    ends = [c for c, _ in cuts] + [len(source)]
+    group = "sum" if cuts["sum"] else "product"
+    chosen = cuts[group]
+    if len(chosen) < CHUNK_TERMS:
+        return None
+    if group == "product" and any(op == "**" for _, op in chosen):
+        return None
+    char_to_byte = [0]
+    for ch in source:
+        char_to_byte.append(char_to_byte[-1] + len(ch.encode("utf-8")))
+    ops = {"+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div}
+    pieces = [0] + [c for c, _ in chosen[CHUNK_TERMS - 1 :: CHUNK_TERMS]]
+    bounds = list(zip(pieces, pieces[1:] + [len(source)], strict=True))
     result: ast.expr | None = None
-    for index, (start, end) in enumerate(zip(starts, ends, strict=True)):
+    for start, end in bounds:
+        op_before = None
+        if start > 0:
+            op_before = source[start]
+            start += 1
         piece = source[start:end]
         stripped = len(piece) - len(piece.lstrip())
-        term = ast.parse(piece.strip(), mode="eval").body
+        tree = ast.parse(piece.strip(), mode="eval").body
         shift = char_to_byte[start + stripped]
-        for node in ast.walk(term):
+        for node in ast.walk(tree):
             if hasattr(node, "col_offset"):
                 node.col_offset += shift
                 node.end_col_offset = (node.end_col_offset or 0) + shift
         if result is None:
-            result = term
+            result = tree
             continue
-        op = ast.Add() if cuts[index - 1][1] == "+" else ast.Sub()
-        result = ast.BinOp(
+        assert op_before is not None
+        # graft: the piece's leftmost operand becomes `result <op> operand`
+        parent, first = None, tree
+        kinds = (ast.Add, ast.Sub) if group == "sum" else (ast.Mult, ast.Div)
+        while isinstance(first, ast.BinOp) and isinstance(first.op, kinds):
+            parent, first = first, first.left
+        joined = ast.BinOp(
             left=result,
-            op=op,
-            right=term,
+            op=ops[op_before](),
+            right=first,
             lineno=1,
             col_offset=result.col_offset,
             end_lineno=1,
-            end_col_offset=term.end_col_offset,
+            end_col_offset=first.end_col_offset,
         )
+        if parent is None:
+            result = joined
+        else:
+            parent.left = joined
+            result = tree
+        node = result
+        while isinstance(node, ast.BinOp) and node is not joined:
+            node.col_offset = joined.col_offset
+            node = node.left
     assert result is not None
     return ast.Expression(body=result)
 
