@@ -456,3 +456,77 @@ def _forward_element(
     if t_out is None:
         return torch.zeros((), dtype=primal.dtype)
     return (t_out * g).sum().to(primal.dtype)
+
+
+# --- judging an answer against the oracle -------------------------------------------
+
+BASE_RTOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
+FALLBACK_RTOL = 1e-2  # float16
+
+
+def rtol_for(dtype: np.dtype, result: Result) -> float:
+    """Relative tolerance: by dtype, never below what the registry says of PyTorch."""
+    return max(BASE_RTOL.get(np.dtype(dtype), FALLBACK_RTOL), result.torch_rtol)
+
+
+def mismatch(
+    what: str,
+    got: Any,
+    want: np.ndarray,
+    rtol: float,
+    atol: float,
+    nan_is_unknown: bool,
+) -> str | None:
+    """Why `got` is not `want` (shape, dtype, nan, inf, numbers), or None if it is.
+
+    Finite elements agree within `atol + rtol*|want|`; inf must be the same inf; where
+    `want` is nan, `got` must be nan too unless `nan_is_unknown` (then anything goes).
+    """
+    got = np.asarray(got)
+    if got.shape != want.shape:
+        return f"{what}: shape {got.shape}, want {want.shape}"
+    if got.dtype != want.dtype:
+        return f"{what}: dtype {got.dtype}, want {want.dtype}"
+    g = got.astype(np.float64)
+    w = want.astype(np.float64)
+    w_nan = np.isnan(w)
+    if not nan_is_unknown and not np.array_equal(np.isnan(g), w_nan):
+        return f"{what}: nan at {np.isnan(g).tolist()}, want {w_nan.tolist()}"
+    w_inf = np.isinf(w)
+    if not np.array_equal(g[w_inf], w[w_inf]):
+        return f"{what}: {g[w_inf]} where torch gives {w[w_inf]}"
+    finite = ~w_nan & ~w_inf
+    with np.errstate(invalid="ignore"):
+        close = np.abs(g - w) <= atol + rtol * np.abs(w)
+    bad = finite & ~close
+    if bad.any():
+        return (
+            f"{what}: {g[bad].tolist()}, want {w[bad].tolist()} "
+            f"(rtol {rtol:g}, atol {atol:g})"
+        )
+    return None
+
+
+def disagreements(
+    got_value: Any, got_grads: Mapping[str, Any], want: Result
+) -> list[str]:
+    """Everything in symgrad's answer that the oracle disagrees with."""
+    rtol = rtol_for(want.value.dtype, want)
+    problems = [
+        mismatch("value", got_value, want.value, rtol, rtol * want.value_scale, False)
+    ]
+    if set(got_grads) != set(want.grads):
+        problems.append(f"gradients for {sorted(got_grads)}, want {sorted(want.grads)}")
+    for name, expected in want.grads.items():
+        if name in got_grads:
+            problems.append(
+                mismatch(
+                    f"d/d{name}",
+                    got_grads[name],
+                    expected,
+                    rtol,
+                    rtol * want.grad_scale,
+                    True,
+                )
+            )
+    return [p for p in problems if p is not None]
