@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import ast
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import reduce
@@ -447,7 +448,9 @@ def _forward_element(
     primal = leaves[name].detach()
     tangent = torch.zeros_like(primal)
     tangent[index] = 1
-    with fwAD.dual_level():
+    with fwAD.dual_level(), warnings.catch_warnings():
+        # forward AD's first use scripts a helper: torch's own DeprecationWarning
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
         duals = {n: t.detach() for n, t in leaves.items()}
         duals[name] = fwAD.make_dual(primal, tangent)
         with torch.no_grad():  # forward AD works under no_grad; no graph is kept

@@ -134,7 +134,8 @@ def _quietly(fn: Any, *args: Any) -> Any:
 )
 @given(text=strategies.expressions(), data=st.data())
 def test_symgrad_matches_pytorch(text: str, data: st.DataObject) -> None:
-    print(f"SYMGRAD_FUZZ_SEED={SEED}")
+    if _count["examples"] == 0:
+        print(f"SYMGRAD_FUZZ_SEED={SEED} SYMGRAD_FUZZ_EXAMPLES={EXAMPLES}")
     note(f"SYMGRAD_FUZZ_SEED={SEED}")
     _count["examples"] += 1
     names = oracle.input_names(text)
