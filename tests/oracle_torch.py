@@ -17,6 +17,9 @@ this module walks the tree calling torch:
   expands to (`sqrt(d)` is `Pow(d, 1/2)`, `max(a, b, c)` is
   `maximum(maximum(a, b), c)`, `norm(x, inf)` is `norminf(x)`); those rows' torch
   references then run on the tensors. SymPy never evaluates a value.
+  Registry gap: `sqrt` thus runs as torch's `x ** 0.5`, which is not `torch.sqrt` at
+  -inf (inf, not nan) nor at -0.0 (gradient +inf, not -inf). A spelling entry that
+  carries a torch reference of its own (a callable 4th item) is used instead.
 - Numbers: every literal (and `pi`, `e`, `inf` from `registry.CONSTANTS`) is a 0-d
   float64 tensor, so `1/0` is inf, `0/0` nan and `10**400` inf (float semantics; an
   integer too large for a double is inf). A part of the expression that uses no input
@@ -113,7 +116,8 @@ class Result:
     @property
     def torch_rtol(self) -> float:
         """How closely PyTorch's references are right, by the registry (relative)."""
-        return max((registry.BY_NAME[r].torch_rtol for r in self.rows), default=1e-12)
+        rows = [registry.BY_NAME[r] for r in self.rows if r in registry.BY_NAME]
+        return max((row.torch_rtol for row in rows), default=1e-12)
 
 
 def source(text: str) -> str:
@@ -200,8 +204,11 @@ class _Evaluator:
         self.rows.add(rule.name)
         if rule.name == "where":
             self.has_where = True
+        return self._reference(rule.torch, args)
+
+    def _reference(self, reference: Callable[..., Any], args: list[Val]) -> Val:
         tensors = self.numbers(args)
-        out = rule.torch(torch, *tensors)
+        out = reference(torch, *tensors)
         if not torch.is_tensor(out):
             out = torch.tensor(out, dtype=torch.float64)
         if out.is_floating_point() and tensors:
@@ -294,7 +301,12 @@ class _Evaluator:
         name = node.func.id
         args = [self.ev(a) for a in node.args]
         if name in registry.SPELLINGS:
-            return self.expand(registry.SPELLINGS[name][1], args)
+            entry = registry.SPELLINGS[name]
+            own = entry[3] if len(entry) > 3 and callable(entry[3]) else None
+            if own is not None:
+                self.rows.add(name)
+                return self._reference(own, args)
+            return self.expand(entry[1], args)
         for rule in registry.rules_named(name):
             low, high = rule.arity
             if low <= len(args) and (high is None or len(args) <= high):
