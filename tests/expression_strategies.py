@@ -13,9 +13,11 @@ has beyond single functions: `-`, `/`, unary minus, `^` for power, comparison ch
 `and`/`or` chains, `where` on comparisons, masks used as numbers, repeated
 subexpressions (`e/e`, `e - e`, `e*e`, `0*e + f`), literals and the constants.
 
-An argument of a function defined on part of the line (its registry `domain` is not the
-default) is sometimes squashed into that domain (`lo + (hi - lo)*sigmoid(arg)`), so that
-not every example is nan; just as often it is not, to reach nan, inf and the kinks.
+An argument of a function whose registry `domain` leaves out part of the negative axis
+(log, sqrt, acosh, erfinv, ...) is squashed into that domain one time in three
+(`lo + (hi - lo)*sigmoid(arg)`), so that not every example is nan; the other times it is
+not, to reach nan, inf and the kinks. Choices shrink towards the simple side: a leaf, no
+squashing, no huge constant, ones for grad_output, value 0.
 """
 
 from __future__ import annotations

@@ -206,8 +206,8 @@ def test_reductions_of_an_empty_array(text: str, value: float) -> None:
 def test_reductions_without_identity_of_an_empty_array(
     text: str, identity: float
 ) -> None:
-    # PyTorch raises for these; symgrad may give the reduction's identity instead (what
-    # PyTorch gives with a dim) or a clear SymgradError, never another exception
+    # PyTorch raises for these (with or without a dim); symgrad may give the
+    # reduction's identity instead, or a clear SymgradError, never another exception
     with pytest.raises(oracle.OracleUndefined):
         oracle.value_and_grad(text, {"x": np.zeros(0)})
     try:
