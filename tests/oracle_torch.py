@@ -1,0 +1,562 @@
+"""The PyTorch oracle: the user's string, run operation by operation in PyTorch.
+
+symgrad's parser and SymPy never see the values here. The text is read the way a user
+wrote it: `^` becomes `**`, Python's own `ast.parse(mode="eval")` builds the tree, and
+this module walks the tree calling torch:
+
+- `+ * **` use the registry's `add`/`mul`/`pow` rows (`a + b`, `a * b`, `a ** b`);
+  `- /` and unary `-` are torch's tensor operators; `a < b` ... `a != b` and
+  `and`/`or`/`not` use the registry's `lt` ... `ne`, `and`, `or`, `not` rows; a chain
+  `a < b < c` is `(a < b) and (b < c)` (b computed once); `a and b and c` folds left.
+- A call `name(args)` takes the row of `symgrad.registry.rules_named(name)` whose arity
+  fits the argument count (`max(x)` the reduction, `max(a, b)` the elementwise row).
+  A row with its own `build` (n-ary max/min fold, `norm(x, p)`) and the spellings of
+  `registry.SPELLINGS` (sqrt, digamma, trigamma) have no torch reference of their own:
+  their builder is applied once to SymPy *placeholders* (Dummy symbols; a literal
+  argument such as norm's p as its number), only to learn which registry rows it
+  expands to (`sqrt(d)` is `Pow(d, 1/2)`, `max(a, b, c)` is
+  `maximum(maximum(a, b), c)`, `norm(x, inf)` is `norminf(x)`); those rows' torch
+  references then run on the tensors. SymPy never evaluates a value.
+  Registry gap: `sqrt` thus runs as torch's `x ** 0.5`, which is not `torch.sqrt` at
+  -inf (inf, not nan) nor at -0.0 (gradient +inf, not -inf). A spelling entry that
+  carries a torch reference of its own (a callable 4th item) is used instead.
+- Numbers: every literal (and `pi`, `e`, `inf` from `registry.CONSTANTS`) is a 0-d
+  float64 tensor, so `1/0` is inf, `0/0` nan and `10**400` inf (float semantics; an
+  integer too large for a double is inf). A part of the expression that uses no input
+  is a *constant*: it is computed in float64; where it meets a part that uses inputs it
+  is cast to that part's dtype, as PyTorch casts a 0-d tensor next to a dimensioned
+  one. This is also done when the input part is itself 0-d (PyTorch eager would promote
+  a 0-d float32 input to float64 there; symgrad's documented rule is that constants
+  never change the inputs' dtype).
+- Masks: comparisons and logical operators give bool tensors. Used as a number (an
+  operand of arithmetic, a function's argument, a `where` branch, and the final value
+  itself) a mask is exactly 0/1 in the inputs' float dtype (the result dtype of all
+  inputs; float64 for a mask made of constants only). The condition of
+  `where(c, a, b)` is `c != 0` (the registry row's own reference).
+- dtype: a registry function's floating result is cast to the result dtype of its
+  arguments (the references are PyTorch's eager ops, which already do this, except
+  `size`'s `torch.tensor(float(n))`, which takes the global default dtype).
+- Gradient: `torch.autograd.grad((f * grad_output).sum(), inputs, allow_unused=True)`;
+  an unused input (or one reaching f only through comparisons) gets zeros.
+
+`where`: symgrad's documented derivative is `where(c, a', b')`: the branch not taken
+sends nothing into the gradient. PyTorch's reverse mode sends it a zero cotangent,
+which a nan or inf partial in that branch turns into nan (pytorch/pytorch#68425, the
+"double where" idiom). Reverse mode is still the reference, and it differs from the
+documented derivative only there: a zero cotangent times a finite partial is 0, and
+nothing but a nan or inf partial can turn it into something else than 0, which gives
+nan. So when the expression calls `where` and the reverse gradient has nan elements,
+each such element i of an input is recomputed in forward mode
+(`torch.autograd.forward_ad`, one-hot tangent on element i of that input only):
+PyTorch's tangent of `torch.where(c, a, b)` is `where(c, ta, tb)`, so the untaken
+branch's nan never enters, and the element is `sum(tangent(f) * grad_output)`. Forward
+mode may still say nan (a nan or inf partial elsewhere meets a zero tangent): then the
+oracle says nan, which the fuzzer reads as "no reference here", never as a wrong
+answer. Every element that reverse mode gave as a number is PyTorch's reverse result.
+
+`Result` also carries the scales the fuzzer's absolute tolerances need: the largest
+finite magnitude among all forward intermediates, and among all cotangents that
+PyTorch's backward passes along the graph's edges (the terms summed into a gradient),
+so that a cancellation is judged against the size of what cancelled.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import reduce
+from typing import Any
+
+import numpy as np
+import sympy as sp
+import torch
+import torch.autograd.forward_ad as fwAD
+
+from symgrad import registry
+
+_COMPARE_ROWS = {
+    ast.Lt: "lt",
+    ast.LtE: "le",
+    ast.Gt: "gt",
+    ast.GtE: "ge",
+    ast.Eq: "eq",
+    ast.NotEq: "ne",
+}
+_EMPTY_MESSAGES = ("numel() == 0", "empty tensor")
+
+
+class OracleUndefined(Exception):
+    """PyTorch itself defines no value here (e.g. max() of an empty tensor)."""
+
+
+@dataclass
+class Val:
+    """A tensor, whether it uses no input (constant), and its literal number if any."""
+
+    t: torch.Tensor
+    const: bool
+    literal: float | None = None
+
+
+@dataclass
+class Result:
+    """What the oracle says about one expression at one point."""
+
+    value: np.ndarray
+    grads: dict[str, np.ndarray]
+    inputs: tuple[str, ...]
+    rows: set[str] = field(default_factory=set)
+    value_scale: float = 0.0
+    grad_scale: float = 0.0
+    forward_filled: int = 0  # gradient elements taken from forward mode (where)
+
+    @property
+    def torch_rtol(self) -> float:
+        """How closely PyTorch's references are right, by the registry (relative)."""
+        rows = [registry.BY_NAME[r] for r in self.rows if r in registry.BY_NAME]
+        return max((row.torch_rtol for row in rows), default=1e-12)
+
+
+def source(text: str) -> str:
+    """The text as Python reads it: `^` is power, line breaks are spaces."""
+    for ch in "\r\n\t":
+        text = text.replace(ch, " ")
+    return text.replace("^", "**").strip()
+
+
+def parse(text: str) -> ast.Expression:
+    return ast.parse(source(text), mode="eval")
+
+
+def input_names(text: str) -> tuple[str, ...]:
+    """The inputs of `text` in order of first appearance (constants excluded)."""
+    tree = parse(text)
+    seen: dict[str, tuple[int, int]] = {}
+    calls = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Name)
+            and id(node) not in calls
+            and node.id not in registry.CONSTANTS
+        ):
+            where = (node.lineno, node.col_offset)
+            seen[node.id] = min(seen.get(node.id, where), where)
+    return tuple(sorted(seen, key=seen.__getitem__))
+
+
+def _max_abs(t: torch.Tensor | None) -> float:
+    if t is None or not t.is_floating_point() or t.numel() == 0:
+        return 0.0
+    a = t.detach().abs()
+    a = a[torch.isfinite(a)]
+    return float(a.max()) if a.numel() else 0.0
+
+
+def _literal_number(value: float) -> sp.Expr:
+    if math.isinf(value):
+        return sp.oo if value > 0 else -sp.oo
+    if float(value).is_integer():
+        return sp.Integer(int(value))
+    return sp.Float(value)
+
+
+class _Evaluator:
+    """One walk of the tree: tensors for every node, the registry rows it used."""
+
+    def __init__(self, leaves: Mapping[str, torch.Tensor], fdtype: torch.dtype):
+        self.leaves = leaves
+        self.fdtype = fdtype
+        self.rows: set[str] = set()
+        self.intermediates: list[torch.Tensor] = []
+        self.has_where = False
+
+    # --- numbers and dtypes ---------------------------------------------------------
+    def const(self, value: float) -> Val:
+        return Val(torch.tensor(value, dtype=torch.float64), True, value)
+
+    def numbers(self, args: list[Val]) -> list[torch.Tensor]:
+        """Masks as 0/1 numbers; constants cast to the dtype of the input parts."""
+        dtypes = [
+            self.fdtype if a.t.dtype == torch.bool else a.t.dtype
+            for a in args
+            if not a.const
+        ]
+        target = reduce(torch.promote_types, dtypes) if dtypes else None
+        out = []
+        for a in args:
+            t = a.t
+            if t.dtype == torch.bool:
+                t = t.to(target or (torch.float64 if a.const else self.fdtype))
+            elif a.const and target is not None and t.dtype != target:
+                t = t.to(target)
+            out.append(t)
+        return out
+
+    def record(self, t: torch.Tensor) -> torch.Tensor:
+        self.intermediates.append(t)
+        return t
+
+    def apply(self, rule: registry.Rule, args: list[Val]) -> Val:
+        """One registry row's torch reference on the arguments."""
+        self.rows.add(rule.name)
+        if rule.name == "where":
+            self.has_where = True
+        return self._reference(rule.torch, args)
+
+    def _reference(self, reference: Callable[..., Any], args: list[Val]) -> Val:
+        tensors = self.numbers(args)
+        out = reference(torch, *tensors)
+        if not torch.is_tensor(out):
+            out = torch.tensor(out, dtype=torch.float64)
+        if out.is_floating_point() and tensors:
+            want = reduce(torch.promote_types, (t.dtype for t in tensors))
+            if out.dtype != want:
+                out = out.to(want)
+        return Val(self.record(out), all(a.const for a in args))
+
+    def operator(self, fn: Callable[..., torch.Tensor], args: list[Val]) -> Val:
+        out = fn(*self.numbers(args))
+        return Val(self.record(out), all(a.const for a in args))
+
+    # --- the walk -------------------------------------------------------------------
+    def ev(self, node: ast.AST) -> Val:
+        method = getattr(self, "_" + type(node).__name__, None)
+        if method is None:
+            raise ValueError(f"the oracle does not know {type(node).__name__}")
+        return method(node)
+
+    def _Expression(self, node: ast.Expression) -> Val:
+        return self.ev(node.body)
+
+    def _Constant(self, node: ast.Constant) -> Val:
+        value = node.value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"not a number: {value!r}")
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond the doubles
+            number = math.inf
+        return self.const(number)
+
+    def _Name(self, node: ast.Name) -> Val:
+        if node.id in registry.CONSTANTS:
+            return self.const(float(registry.CONSTANTS[node.id]))
+        return Val(self.leaves[node.id], False)
+
+    def _UnaryOp(self, node: ast.UnaryOp) -> Val:
+        operand = self.ev(node.operand)
+        if isinstance(node.op, ast.Not):
+            return self.apply(registry.BY_NAME["not"], [operand])
+        if isinstance(node.op, ast.USub):
+            out = self.operator(torch.neg, [operand])
+            if operand.literal is not None:
+                out.literal = -operand.literal
+            return out
+        if isinstance(node.op, ast.UAdd):
+            return operand
+        raise ValueError(f"the oracle does not know {type(node.op).__name__}")
+
+    def _BinOp(self, node: ast.BinOp) -> Val:
+        left, right = self.ev(node.left), self.ev(node.right)
+        op = type(node.op)
+        if op is ast.Add:
+            return self.apply(registry.BY_NAME["add"], [left, right])
+        if op is ast.Mult:
+            return self.apply(registry.BY_NAME["mul"], [left, right])
+        if op is ast.Pow:
+            return self.apply(registry.BY_NAME["pow"], [left, right])
+        if op is ast.Sub:
+            return self.operator(torch.sub, [left, right])
+        if op is ast.Div:
+            return self.operator(torch.div, [left, right])
+        raise ValueError(f"the oracle does not know {op.__name__}")
+
+    def _BoolOp(self, node: ast.BoolOp) -> Val:
+        rule = registry.BY_NAME["and" if isinstance(node.op, ast.And) else "or"]
+        result = self.ev(node.values[0])
+        for value in node.values[1:]:
+            result = self.apply(rule, [result, self.ev(value)])
+        return result
+
+    def _Compare(self, node: ast.Compare) -> Val:
+        left = self.ev(node.left)
+        result: Val | None = None
+        for op, comparator in zip(node.ops, node.comparators, strict=True):
+            right = self.ev(comparator)
+            mask = self.apply(registry.BY_NAME[_COMPARE_ROWS[type(op)]], [left, right])
+            if result is None:
+                result = mask
+            else:
+                result = self.apply(registry.BY_NAME["and"], [result, mask])
+            left = right
+        assert result is not None
+        return result
+
+    def _Call(self, node: ast.Call) -> Val:
+        if not isinstance(node.func, ast.Name) or node.keywords:
+            raise ValueError("only plain calls f(a, b) are in the language")
+        name = node.func.id
+        args = [self.ev(a) for a in node.args]
+        if name in registry.SPELLINGS:
+            entry = registry.SPELLINGS[name]
+            own = entry[3] if len(entry) > 3 and callable(entry[3]) else None
+            if own is not None:
+                self.rows.add(name)
+                return self._reference(own, args)
+            return self.expand(entry[1], args)
+        for rule in registry.rules_named(name):
+            low, high = rule.arity
+            if low <= len(args) and (high is None or len(args) <= high):
+                if rule.build is None:
+                    return self.apply(rule, args)
+                return self.expand(rule.build, args)
+        raise ValueError(f"no registry row {name}() with {len(args)} arguments")
+
+    def expand(self, build: Callable[..., sp.Expr], args: list[Val]) -> Val:
+        """A builder's expansion into registry rows, run on the argument tensors."""
+        dummies = [sp.Dummy(f"a{i}", real=True) for i in range(len(args))]
+        try:
+            probe = build(*dummies)
+        except (ValueError, TypeError):
+            # the builder wants a number (norm's p): literals as their numbers
+            placeholders = [
+                d if a.literal is None else _literal_number(a.literal)
+                for d, a in zip(dummies, args, strict=True)
+            ]
+            probe = build(*placeholders)
+        slots = dict(zip(dummies, args, strict=True))
+
+        def walk(expr: sp.Expr) -> Val:
+            if expr in slots:
+                return slots[expr]
+            if expr.is_Number:
+                return self.const(float(expr))
+            rule = registry.rule_for(expr)
+            return self.apply(rule, [walk(a) for a in expr.args])
+
+        return walk(probe)
+
+
+def _leaves(
+    values: Mapping[str, Any], names: tuple[str, ...]
+) -> dict[str, torch.Tensor]:
+    leaves = {}
+    for name in names:
+        array = np.asarray(values[name])
+        if array.dtype.kind != "f":
+            array = array.astype(np.float64)
+        leaves[name] = torch.tensor(array).requires_grad_(True)
+    return leaves
+
+
+def _fdtype(leaves: Mapping[str, torch.Tensor]) -> torch.dtype:
+    dtypes = [t.dtype for t in leaves.values()]
+    return reduce(torch.promote_types, dtypes) if dtypes else torch.float64
+
+
+def _evaluate(
+    tree: ast.Expression, leaves: Mapping[str, torch.Tensor], fdtype: torch.dtype
+) -> tuple[torch.Tensor, _Evaluator]:
+    ev = _Evaluator(leaves, fdtype)
+    try:
+        result = ev.ev(tree)
+    except RuntimeError as exc:
+        if any(m in str(exc) for m in _EMPTY_MESSAGES):
+            raise OracleUndefined(str(exc).splitlines()[0]) from None
+        raise
+    (out,) = ev.numbers([Val(result.t, False)])  # the value is a number
+    if result.const and out.dtype != fdtype:
+        out = out.to(fdtype)
+    return out, ev
+
+
+def value(text: str, values: Mapping[str, Any]) -> np.ndarray:
+    """The value alone (e.g. to learn the shape and dtype of grad_output)."""
+    names = input_names(text)
+    leaves = {
+        n: t.detach() for n, t in _leaves(values, names).items()
+    }  # no graph needed
+    with torch.no_grad():
+        out, _ = _evaluate(parse(text), leaves, _fdtype(leaves))
+    return np.array(out.detach().numpy())
+
+
+def value_and_grad(
+    text: str, values: Mapping[str, Any], grad_output: Any = None
+) -> Result:
+    """Value and gradient of sum(f * grad_output) by PyTorch (see the module doc)."""
+    tree = parse(text)
+    names = input_names(text)
+    leaves = _leaves(values, names)
+    fdtype = _fdtype(leaves)
+    out, ev = _evaluate(tree, leaves, fdtype)
+    if grad_output is None:
+        g = torch.ones_like(out)
+    else:
+        g = torch.tensor(np.asarray(grad_output)).to(out.dtype)
+    value_scale = max((_max_abs(t) for t in ev.intermediates), default=0.0)
+    value_scale = max([value_scale, *(_max_abs(t) for t in leaves.values())])
+
+    grads: dict[str, torch.Tensor] = {}
+    grad_scale = _max_abs(g)
+    if out.requires_grad:
+        terms: list[float] = []
+
+        def hook(grad_inputs: tuple, grad_outputs: tuple) -> None:
+            for t in (*grad_inputs, *grad_outputs):
+                terms.append(_max_abs(t))
+
+        nodes = {t.grad_fn for t in ev.intermediates if t.grad_fn is not None}
+        handles = [n.register_hook(hook) for n in nodes]
+        try:
+            got = torch.autograd.grad(
+                (out * g).sum(), list(leaves.values()), allow_unused=True
+            )
+        finally:
+            for h in handles:
+                h.remove()
+        grad_scale = max([grad_scale, *terms])
+        for (name, leaf), grad in zip(leaves.items(), got, strict=True):
+            grads[name] = torch.zeros_like(leaf) if grad is None else grad.detach()
+    else:
+        grads = {n: torch.zeros_like(t).detach() for n, t in leaves.items()}
+
+    filled = 0
+    if ev.has_where:
+        for name in names:
+            nan = torch.isnan(grads[name])
+            if bool(nan.any()):
+                grads[name] = grads[name].clone()
+                for index in nan.nonzero().tolist():
+                    grads[name][tuple(index)] = _forward_element(
+                        tree, leaves, fdtype, name, tuple(index), g
+                    )
+                    filled += 1
+    for grad in grads.values():
+        grad_scale = max(grad_scale, _max_abs(grad))
+    return Result(
+        value=np.array(out.detach().numpy()),
+        grads={n: np.array(t.numpy()) for n, t in grads.items()},
+        inputs=names,
+        rows=ev.rows,
+        value_scale=value_scale,
+        grad_scale=grad_scale,
+        forward_filled=filled,
+    )
+
+
+def _forward_element(
+    tree: ast.Expression,
+    leaves: Mapping[str, torch.Tensor],
+    fdtype: torch.dtype,
+    name: str,
+    index: tuple[int, ...],
+    g: torch.Tensor,
+) -> torch.Tensor:
+    """d sum(f * g) / d name[index] in forward mode (where's tangent is a select)."""
+    primal = leaves[name].detach()
+    tangent = torch.zeros_like(primal)
+    tangent[index] = 1
+    with fwAD.dual_level(), warnings.catch_warnings():
+        # forward AD's first use scripts a helper: torch's own DeprecationWarning
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        duals = {n: t.detach() for n, t in leaves.items()}
+        duals[name] = fwAD.make_dual(primal, tangent)
+        with torch.no_grad():  # forward AD works under no_grad; no graph is kept
+            out, _ = _evaluate(tree, duals, fdtype)
+        t_out = fwAD.unpack_dual(out).tangent
+    if t_out is None:
+        return torch.zeros((), dtype=primal.dtype)
+    return (t_out * g).sum().to(primal.dtype)
+
+
+# --- judging an answer against the oracle -------------------------------------------
+
+BASE_RTOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
+FALLBACK_RTOL = 1e-2  # float16
+
+
+def rtol_for(dtype: np.dtype, result: Result) -> float:
+    """Relative tolerance: by dtype, never below what the registry says of PyTorch."""
+    return max(BASE_RTOL.get(np.dtype(dtype), FALLBACK_RTOL), result.torch_rtol)
+
+
+def mismatch(
+    what: str,
+    got: Any,
+    want: np.ndarray,
+    rtol: float,
+    atol: float,
+    nan_is_unknown: bool,
+    pole: float = math.inf,
+) -> str | None:
+    """Why `got` is not `want` (shape, dtype, nan, inf, numbers), or None if it is.
+
+    Finite elements agree within `atol + rtol*|want|`; inf must be the same inf; where
+    `want` is nan, `got` must be nan too unless `nan_is_unknown` (then anything goes).
+    A finite `want` beyond `pole` in magnitude also accepts the inf of its sign.
+    """
+    got = np.asarray(got)
+    if got.shape != want.shape:
+        return f"{what}: shape {got.shape}, want {want.shape}"
+    if got.dtype != want.dtype:
+        return f"{what}: dtype {got.dtype}, want {want.dtype}"
+    g = got.astype(np.float64)
+    w = want.astype(np.float64)
+    w_nan = np.isnan(w)
+    if not nan_is_unknown and not np.array_equal(np.isnan(g), w_nan):
+        return f"{what}: nan at {np.isnan(g).tolist()}, want {w_nan.tolist()}"
+    w_inf = np.isinf(w)
+    if not np.array_equal(g[w_inf], w[w_inf]):
+        return f"{what}: {g[w_inf]} where torch gives {w[w_inf]}"
+    finite = ~w_nan & ~w_inf
+    with np.errstate(invalid="ignore"):
+        close = np.abs(g - w) <= atol + rtol * np.abs(w)
+    with np.errstate(invalid="ignore"):
+        close |= (np.abs(w) >= pole) & (g == np.copysign(np.inf, w))
+    bad = finite & ~close
+    if bad.any():
+        return (
+            f"{what}: {g[bad].tolist()}, want {w[bad].tolist()} "
+            f"(rtol {rtol:g}, atol {atol:g})"
+        )
+    return None
+
+
+# Where the registry says a PyTorch reference is less accurate than float64 allows
+# (torch_rtol), its finite values beyond 1/eps**2 are taken for the pole they stand for:
+# torch.polygamma(1, -2.0) is 1.6e32 (3.2e14 in float32); the true trigamma(-2) is inf.
+def pole_for(dtype: np.dtype, result: Result) -> float:
+    if result.torch_rtol <= BASE_RTOL[np.dtype(np.float64)]:
+        return math.inf
+    eps = float(np.finfo(dtype).eps)
+    return 1.0 / (eps * eps)
+
+
+def disagreements(
+    got_value: Any, got_grads: Mapping[str, Any], want: Result
+) -> list[str]:
+    """Everything in symgrad's answer that the oracle disagrees with."""
+    rtol = rtol_for(want.value.dtype, want)
+    pole = pole_for(want.value.dtype, want)
+    value_atol = rtol * want.value_scale
+    problems = [mismatch("value", got_value, want.value, rtol, value_atol, False, pole)]
+    if set(got_grads) != set(want.grads):
+        problems.append(f"gradients for {sorted(got_grads)}, want {sorted(want.grads)}")
+    for name, expected in want.grads.items():
+        if name in got_grads:
+            problems.append(
+                mismatch(
+                    f"d/d{name}",
+                    got_grads[name],
+                    expected,
+                    rtol,
+                    rtol * want.grad_scale,
+                    True,
+                    pole,
+                )
+            )
+    return [p for p in problems if p is not None]
