@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import ast
 import difflib
-import io
 import math
-import tokenize
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -222,38 +221,8 @@ def _parse_chunked(source: str) -> ast.Expression | None:
     """
     if len(source) < 2 * CHUNK_TERMS:
         return None
-    try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
-    except (tokenize.TokenError, SyntaxError, IndentationError):
-        return None
-    depth, previous = 0, None
-    cuts: dict[str, list[tuple[int, str]]] = {"sum": [], "product": []}
-    for token in tokens:
-        if token.type in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER):
-            continue
-        string = token.string
-        if token.type == tokenize.OP and string in "([{":
-            depth += 1
-        elif token.type == tokenize.OP and string in ")]}":
-            depth -= 1
-        elif depth == 0 and token.type == tokenize.OP and string in ("+", "-"):
-            binary = previous is not None and (
-                previous.type in (tokenize.NAME, tokenize.NUMBER)
-                and previous.string not in ("and", "or", "not", "in", "is")
-                or previous.string in ")]}"
-            )
-            if binary:
-                cuts["sum"].append((token.start[1], string))
-        elif depth == 0 and token.type == tokenize.OP and string in ("*", "/"):
-            cuts["product"].append((token.start[1], string))
-        elif depth == 0 and (
-            token.type == tokenize.OP
-            and string not in ("**", ",", ".")
-            or string in ("and", "or", "not", "if", "else", "lambda", "for")
-        ):
-            return None
-        previous = token
-    if depth != 0:
+    cuts = _top_level_operators(source)
+    if cuts is None:
         return None
     group = "sum" if cuts["sum"] else "product"
     chosen = cuts[group]
@@ -261,9 +230,6 @@ def _parse_chunked(source: str) -> ast.Expression | None:
         return None
     if group == "product" and any(op == "**" for _, op in chosen):
         return None
-    char_to_byte = [0]
-    for ch in source:
-        char_to_byte.append(char_to_byte[-1] + len(ch.encode("utf-8")))
     ops = {"+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div}
     pieces = [0] + [c for c, _ in chosen[CHUNK_TERMS - 1 :: CHUNK_TERMS]]
     bounds = list(zip(pieces, pieces[1:] + [len(source)], strict=True))
@@ -273,14 +239,11 @@ def _parse_chunked(source: str) -> ast.Expression | None:
         if start > 0:
             op_before = source[start]
             start += 1
-        piece = source[start:end]
-        stripped = len(piece) - len(piece.lstrip())
-        tree = ast.parse(piece.strip(), mode="eval").body
-        shift = char_to_byte[start + stripped]
-        for node in ast.walk(tree):
-            if hasattr(node, "col_offset"):
-                node.col_offset += shift
-                node.end_col_offset = (node.end_col_offset or 0) + shift
+        # padded so that Python's parser gives every node its column in `source`
+        # (parentheses are not part of a node's position)
+        padding = len(source[:start].encode("utf-8")) - 1
+        piece = "(" + " " * padding + source[start:end] + ")" if start else source[:end]
+        tree = ast.parse(piece, mode="eval").body
         if result is None:
             result = tree
             continue
@@ -310,6 +273,66 @@ def _parse_chunked(source: str) -> ast.Expression | None:
             node = node.left
     assert result is not None
     return ast.Expression(body=result)
+
+
+_EXPONENT = re.compile(r"(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)[eE]$")
+
+
+def _top_level_operators(source: str) -> dict[str, list[tuple[int, str]]] | None:
+    """Where the binary + - and * / outside brackets are, or None if anything else
+    (a comparison, `and`, `**` at the top of a product) is there."""
+    cuts: dict[str, list[tuple[int, str]]] = {"sum": [], "product": []}
+    depth = 0
+    last = ""  # the last character outside brackets that is not a space
+    i, n = 0, len(source)
+    while i < n:
+        ch = source[i]
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth < 0:
+                return None
+            if depth == 0:
+                last = ch
+                i += 1
+                continue
+        if depth:
+            i += 1
+            continue
+        if ch in "+-":
+            start = i
+            while start and (source[start - 1].isalnum() or source[start - 1] in "_."):
+                start -= 1
+            previous = source[start:i]
+            binary = last in ")]}" or (
+                bool(last)
+                and (last.isalnum() or last in "_.")
+                and not _EXPONENT.fullmatch(previous)
+            )
+            if binary:
+                cuts["sum"].append((i, ch))
+        elif ch == "*" and source.startswith("**", i):
+            i += 2
+            last = "*"
+            continue
+        elif ch in "*/":
+            cuts["product"].append((i, ch))
+        elif ch in "<>=!%@&|^~,:;#'\"" or (
+            ch.isalpha() and _keyword_at(source, i)
+        ):
+            return None
+        if not ch.isspace():
+            last = ch
+        i += 1
+    return cuts if depth == 0 else None
+
+
+_KEYWORD = re.compile(r"(?<![\w.])(?:and|or|not|if|else|lambda|for|in|is)(?![\w.])")
+
+
+def _keyword_at(source: str, i: int) -> bool:
+    return _KEYWORD.match(source, i) is not None
 
 
 def _syntax_error_column(error: SyntaxError, source: str, colmap: list[int]) -> int:

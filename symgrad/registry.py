@@ -1279,9 +1279,15 @@ COMPARISONS: dict[str, Rule] = {
 CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "e": sp.E, "inf": sp.oo}
 
 
+_BY_SPELLING: dict[str, list[Rule]] = {}
+for _rule in RULES:
+    for _name in _rule.names:
+        _BY_SPELLING.setdefault(_name, []).append(_rule)
+
+
 def rules_named(name: str) -> list[Rule]:
     """The rows that the language name `name` may build (one per arity)."""
-    return [rule for rule in RULES if name in rule.names]
+    return list(_BY_SPELLING.get(name, ()))
 
 
 def function_names() -> list[str]:
