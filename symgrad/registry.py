@@ -139,10 +139,30 @@ def _pow_grad(b: sp.Expr, e: sp.Expr, out: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
     if e.is_Number:
         de = sp.S.Zero
     elif b.is_Number:
-        de = out * sp.log(b) if b > 0 else F.where(F.eq(b, 0), 0, out * sp.log(b))
+        de = _pow_exponent_partial_at(b, e, out)
     else:
         de = F.where(F.logical_and(F.eq(b, 0), F.ge(e, 0)), 0, out * sp.log(b))
     return db, de
+
+
+def _pow_exponent_partial_at(b: sp.Expr, e: sp.Expr, out: sp.Expr) -> sp.Expr:
+    """d(b**e)/de for a number b, as PyTorch: out * log(b); at b = 0 it is 0 where
+    e >= 0 and -inf * out (-inf for e < 0) elsewhere; nan for b < 0 (log of a
+    negative number). SymPy's log(0) (zoo) and log(-2) (complex) are not used."""
+    if b > 0:
+        return out * sp.log(b)
+    if b == 0:
+        return F.where(F.ge(e, 0), 0, -sp.oo * out)
+    return sp.nan * out
+
+
+def _pow_shown(b: sp.Expr, e: sp.Expr, out: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
+    de = (
+        _pow_exponent_partial_at(b, e, out)
+        if b.is_Number and b <= 0
+        else out * sp.log(b)
+    )
+    return e * b ** (e - 1), de
 
 
 def _pow_grad_jax(b: sp.Expr, e: sp.Expr, out: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
@@ -211,6 +231,18 @@ def _build_norm(x: sp.Expr, p: sp.Expr = TWO) -> sp.Expr:
 def _evenly(x: sp.Expr, out: sp.Expr) -> sp.Expr:
     # The gradient of a max/min over all elements is split evenly among the ties.
     return F.eq(x, out) / F.sum_(F.eq(x, out))
+
+
+def _ties(x: sp.Expr, out: sp.Expr) -> sp.Expr:
+    """The elements a max/min's gradient goes to: the ties, or the nans if the result
+    is nan (PyTorch's evenly_distribute_backward)."""
+    return F.where(F.ne(out, out), F.ne(x, x), F.eq(x, out))
+
+
+def _evenly_selected(x: sp.Expr, out: sp.Expr) -> sp.Expr:
+    # selected, not multiplied, as PyTorch's masked_fill: an inf upstream stays out
+    ties = _ties(x, out)
+    return F.select(ties, 1 / F.sum_(ties))
 
 
 RULES: tuple[Rule, ...] = (
@@ -296,7 +328,7 @@ RULES: tuple[Rule, ...] = (
         "power; also written a ^ b",
         public=True,
         grad=_pow_grad,
-        shown=lambda b, e, out: (e * b ** (e - 1), out * sp.log(b)),
+        shown=_pow_shown,
         jax=_pow_grad_jax,
         kink="d/da is 0 where b == 0; d/db is 0 where a == 0 and b >= 0, as PyTorch "
         "(JAX: d/da is nan at a == b == 0; d/db is nan at a == 0, b < 0)",
@@ -1069,7 +1101,8 @@ RULES: tuple[Rule, ...] = (
         "max(x)",
         "largest element",
         names=("max",),
-        grad=lambda x, out: (_evenly(x, out),),
+        grad=lambda x, out: (_evenly_selected(x, out),),
+        shown=lambda x, out: (_evenly(x, out),),
         kink="ties share the gradient evenly, as PyTorch and JAX",
         numpy="np.max({0})",
         latex=r"\max {0}",
@@ -1084,7 +1117,8 @@ RULES: tuple[Rule, ...] = (
         "min(x)",
         "smallest element",
         names=("min",),
-        grad=lambda x, out: (_evenly(x, out),),
+        grad=lambda x, out: (_evenly_selected(x, out),),
+        shown=lambda x, out: (_evenly(x, out),),
         kink="ties share the gradient evenly, as PyTorch and JAX",
         numpy="np.min({0})",
         latex=r"\min {0}",
@@ -1136,7 +1170,11 @@ RULES: tuple[Rule, ...] = (
         "norm(x, inf)",
         "max norm: largest absolute value",
         public=True,
-        grad=lambda x, out: (sp.sign(x) * _evenly(sp.Abs(x), out),),
+        # selected where PyTorch multiplies (an inf upstream gives it nan elsewhere)
+        grad=lambda x, out: (
+            F.select(_ties(sp.Abs(x), out), sp.sign(x) / F.sum_(_ties(sp.Abs(x), out))),
+        ),
+        shown=lambda x, out: (sp.sign(x) * _evenly(sp.Abs(x), out),),
         # JAX (measured): max(0, max(abs(x))): abs'(0) = 1, and where every element is
         # 0 the outer max's tie halves it (0.25 each for two zeros)
         jax=lambda x, out: (
@@ -1178,7 +1216,8 @@ RULES: tuple[Rule, ...] = (
         names=("size",),
         grad=_zero,
         kink="piecewise constant: derivative 0",
-        numpy="np.size({0})",
+        # a 0-d array of x's dtype: never a Python int (1 / 0 would raise)
+        numpy="_size({0})",
         latex=r"\left|{0}\right|",
         torch=lambda t, x: t.tensor(float(x.numel())),
         reduction=True,

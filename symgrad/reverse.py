@@ -323,6 +323,8 @@ def _local_terms(
             continue
         if partial == 1:
             term_expr: sp.Expr = g
+        elif partial.func is F.select:  # a rule that selects: keep the upstream out
+            term_expr = F.select(partial.args[0], g * partial.args[1])
         elif _piecewise_constant(partial):
             term_expr = _select(partial, g)
         else:

@@ -161,16 +161,6 @@ def _registry_forms() -> list[Form]:
                     continue  # e.g. norm(x, p): p must be a literal (norm1/norminf)
             for name in rule.names:
                 forms.append(_call_form(name, count, _domains(rule, count)))
-    for name, (arity, build, _doc) in registry.SPELLINGS.items():
-        count = arity[0]
-        probe = build(*(sp.Dummy(real=True) for _ in range(count)))
-        row = registry.BY_CLASS.get(probe.func)
-        domains: tuple = (None,) * count
-        if row is not None and count == 1:
-            slot = next(i for i, a in enumerate(probe.args) if isinstance(a, sp.Dummy))
-            d = row.domain[min(slot, len(row.domain) - 1)]
-            domains = (None if d[0] <= DEFAULT_DOMAIN[0] else tuple(d),)
-        forms.append(_call_form(name, count, domains))
     return forms
 
 

@@ -10,16 +10,12 @@ this module walks the tree calling torch:
   `a < b < c` is `(a < b) and (b < c)` (b computed once); `a and b and c` folds left.
 - A call `name(args)` takes the row of `symgrad.registry.rules_named(name)` whose arity
   fits the argument count (`max(x)` the reduction, `max(a, b)` the elementwise row).
-  A row with its own `build` (n-ary max/min fold, `norm(x, p)`) and the spellings of
-  `registry.SPELLINGS` (sqrt, digamma, trigamma) have no torch reference of their own:
-  their builder is applied once to SymPy *placeholders* (Dummy symbols; a literal
+  A row with its own `build` (n-ary max/min fold, `norm(x, p)`) has no torch
+  reference of its own for every argument count: its builder is applied once to SymPy *placeholders* (Dummy symbols; a literal
   argument such as norm's p as its number), only to learn which registry rows it
   expands to (`sqrt(d)` is `Pow(d, 1/2)`, `max(a, b, c)` is
   `maximum(maximum(a, b), c)`, `norm(x, inf)` is `norminf(x)`); those rows' torch
   references then run on the tensors. SymPy never evaluates a value.
-  Registry gap: `sqrt` thus runs as torch's `x ** 0.5`, which is not `torch.sqrt` at
-  -inf (inf, not nan) nor at -0.0 (gradient +inf, not -inf). A spelling entry that
-  carries a torch reference of its own (a callable 4th item) is used instead.
 - Numbers: every literal (and `pi`, `e`, `inf` from `registry.CONSTANTS`) is a 0-d
   float64 tensor, so `1/0` is inf, `0/0` nan and `10**400` inf (float semantics; an
   integer too large for a double is inf). A part of the expression that uses no input
@@ -300,13 +296,6 @@ class _Evaluator:
             raise ValueError("only plain calls f(a, b) are in the language")
         name = node.func.id
         args = [self.ev(a) for a in node.args]
-        if name in registry.SPELLINGS:
-            entry = registry.SPELLINGS[name]
-            own = entry[3] if len(entry) > 3 and callable(entry[3]) else None
-            if own is not None:
-                self.rows.add(name)
-                return self._reference(own, args)
-            return self.expand(entry[1], args)
         for rule in registry.rules_named(name):
             low, high = rule.arity
             if low <= len(args) and (high is None or len(args) <= high):

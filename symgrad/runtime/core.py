@@ -85,6 +85,11 @@ def _sum_like(grad, target, consumer):
     return _unbroadcast(grad, shape, np.broadcast_shapes(np.shape(consumer), shape))
 
 
+def _size(x):
+    """The number of elements of `x`, as a 0-d array of x's floating dtype."""
+    return np.asarray(np.size(x), dtype=np.result_type(x, np.float16))
+
+
 def _sigmoid(x):
     """1 / (1 + exp(-x)), as PyTorch computes it: 0 and 1 at the far ends."""
     with np.errstate(over="ignore"):
