@@ -233,6 +233,11 @@ def _evenly(x: sp.Expr, out: sp.Expr) -> sp.Expr:
     return F.eq(x, out) / F.sum_(F.eq(x, out))
 
 
+def _unless(other_wins: sp.Expr, a: sp.Expr, b: sp.Expr) -> sp.Expr:
+    """A max/min side's partial: 0 where the other side wins, 1/2 at a tie, else 1."""
+    return F.where(other_wins, 0, F.where(F.eq(a, b), sp.S.Half, 1))
+
+
 def _ties(x: sp.Expr, out: sp.Expr) -> sp.Expr:
     """The elements a max/min's gradient goes to: the ties, or the nans if the result
     is nan (PyTorch's evenly_distribute_backward)."""
@@ -379,7 +384,8 @@ RULES: tuple[Rule, ...] = (
         names=("sign",),
         grad=_zero,
         kink="piecewise constant: derivative 0 everywhere, the jump at 0 included",
-        numpy="np.sign({0})",
+        numpy="_sign({0})",
+        helpers=("sign",),
         torch=lambda t, x: t.sign(x),
         kinks_at=((0.0,),),
         mpmath=lambda mp, x: mp.sign(x),
@@ -886,7 +892,8 @@ RULES: tuple[Rule, ...] = (
         ),
         kink="at x == lo or x == hi the derivative is 1, as PyTorch (JAX: 1/2); "
         "where lo > hi the result is hi",
-        numpy="np.clip({0}, {1}, {2})",
+        numpy="_clip({0}, {1}, {2})",
+        helpers=("clip",),
         latex=r"\operatorname{{clip}}\left({0}, {1}, {2}\right)",
         # clamp does not broadcast its input to its bounds: expand it first
         torch=lambda t, x, lo, hi: t.clamp(
@@ -907,7 +914,10 @@ RULES: tuple[Rule, ...] = (
         names=("max", "maximum"),
         arity=(2, None),
         build=_fold(F.maximum),
-        grad=lambda a, b, out: (
+        # PyTorch: the whole gradient unless the other side is larger, half at a tie
+        # (so both sides get it where either is nan)
+        grad=lambda a, b, out: (_unless(F.lt(a, b), a, b), _unless(F.gt(a, b), a, b)),
+        shown=lambda a, b, out: (
             F.gt(a, b) + F.eq(a, b) / 2,
             F.lt(a, b) + F.eq(a, b) / 2,
         ),
@@ -928,7 +938,8 @@ RULES: tuple[Rule, ...] = (
         names=("min", "minimum"),
         arity=(2, None),
         build=_fold(F.minimum),
-        grad=lambda a, b, out: (
+        grad=lambda a, b, out: (_unless(F.gt(a, b), a, b), _unless(F.lt(a, b), a, b)),
+        shown=lambda a, b, out: (
             F.lt(a, b) + F.eq(a, b) / 2,
             F.gt(a, b) + F.eq(a, b) / 2,
         ),

@@ -90,6 +90,18 @@ def _size(x):
     return np.asarray(np.size(x), dtype=np.result_type(x, np.float16))
 
 
+def _sign(x):
+    """-1, 0 or 1, and 0 for nan, as PyTorch's sign ((0 < x) - (x < 0))."""
+    return np.where(np.isnan(x), 0, np.sign(x))
+
+
+def _clip(x, lo, hi):
+    """min(max(x, lo), hi), as PyTorch's clamp (hi where lo > hi), in the dtype of
+    its arguments with Python numbers weak (np.clip makes a number an int64 array)."""
+    dtype = np.result_type(x, lo, hi)
+    return np.asarray(np.minimum(np.maximum(x, lo), hi), dtype=dtype)
+
+
 def _sigmoid(x):
     """1 / (1 + exp(-x)), as PyTorch computes it: 0 and 1 at the far ends."""
     with np.errstate(over="ignore"):
