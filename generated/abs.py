@@ -38,8 +38,8 @@ def forward(x):
     """The value of the expression."""
     x = _as_input(x)
     with np.errstate(all="ignore"):
-        v1 = np.abs(x)
-    return np.asarray(v1)
+        _v1 = np.abs(x)
+    return np.asarray(_v1)
 
 
 def value_and_grad(x, grad_output=None):
@@ -50,17 +50,21 @@ def value_and_grad(x, grad_output=None):
     """
     x = _as_input(x)
     with np.errstate(all="ignore"):
-        v1 = np.abs(x)
+        _v1 = np.abs(x)
         if grad_output is None:  # the gradient of sum(value)
-            grad_x = np.sign(x)
+            _g1 = _sign(x)
+            _grad_x = _g1
+            del _g1
         else:
-            g = np.asarray(grad_output)
-            t1 = np.sign(x)
-            grad_x = g * t1
-            del t1
-    value = np.asarray(v1)
-    keep = (value, grad_output, x)
-    return value, (_grad_like(grad_x, x, keep),)
+            grad_output = np.asarray(grad_output)
+            _g1 = _sign(x)
+            _g2 = grad_output * _g1
+            del _g1
+            _grad_x = _g2
+            del _g2
+    _value = np.asarray(_v1)
+    _keep = (_value, grad_output, x)
+    return _value, (_grad_like(_grad_x, x, _keep),)
 
 
 def backward(x, grad_output=None):
@@ -92,7 +96,13 @@ def _grad_like(grad, value, keep):
         and not any(grad is kept for kept in keep)
     ):
         return grad
-    return np.array(np.broadcast_to(grad, shape), dtype=value.dtype)
+    with np.errstate(all="ignore"):  # a float64 gradient may overflow float32
+        return np.array(np.broadcast_to(grad, shape), dtype=value.dtype)
+
+
+def _sign(x):
+    """-1, 0 or 1, and 0 for nan, as PyTorch's sign ((0 < x) - (x < 0))."""
+    return np.where(np.isnan(x), 0, np.sign(x))
 
 
 def _unbroadcast(grad, shape, consumer_shape):

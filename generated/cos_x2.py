@@ -34,10 +34,10 @@ def forward(x):
     """The value of the expression."""
     x = _as_input(x)
     with np.errstate(all="ignore"):
-        v1 = x ** 2
-        v2 = np.cos(v1)
-        del v1
-    return np.asarray(v2)
+        _v1 = x ** 2
+        _v2 = np.cos(_v1)
+        del _v1
+    return np.asarray(_v2)
 
 
 def value_and_grad(x, grad_output=None):
@@ -48,22 +48,36 @@ def value_and_grad(x, grad_output=None):
     """
     x = _as_input(x)
     with np.errstate(all="ignore"):
-        v1 = x ** 2
-        v2 = np.cos(v1)
+        _v1 = x ** 2
+        _v2 = np.cos(_v1)
         if grad_output is None:  # the gradient of sum(value)
-            t1 = np.sin(v1)
-            del v1
-            grad_x = -2 * x * t1
-            del t1
+            _g1 = np.sin(_v1)
+            del _v1
+            _g2 = -_g1
+            del _g1
+            _g3 = 2 * _g2
+            del _g2
+            _g4 = _g3 * x
+            del _g3
+            _grad_x = _g4
+            del _g4
         else:
-            g = np.asarray(grad_output)
-            t1 = np.sin(v1)
-            del v1
-            grad_x = -2 * g * x * t1
-            del t1
-    value = np.asarray(v2)
-    keep = (value, grad_output, x)
-    return value, (_grad_like(grad_x, x, keep),)
+            grad_output = np.asarray(grad_output)
+            _g1 = np.sin(_v1)
+            del _v1
+            _g2 = grad_output * _g1
+            del _g1
+            _g3 = -_g2
+            del _g2
+            _g4 = 2 * _g3
+            del _g3
+            _g5 = _g4 * x
+            del _g4
+            _grad_x = _g5
+            del _g5
+    _value = np.asarray(_v2)
+    _keep = (_value, grad_output, x)
+    return _value, (_grad_like(_grad_x, x, _keep),)
 
 
 def backward(x, grad_output=None):
@@ -95,7 +109,8 @@ def _grad_like(grad, value, keep):
         and not any(grad is kept for kept in keep)
     ):
         return grad
-    return np.array(np.broadcast_to(grad, shape), dtype=value.dtype)
+    with np.errstate(all="ignore"):  # a float64 gradient may overflow float32
+        return np.array(np.broadcast_to(grad, shape), dtype=value.dtype)
 
 
 def _unbroadcast(grad, shape, consumer_shape):

@@ -34,8 +34,8 @@ def forward(x):
     """The value of the expression."""
     x = _as_input(x)
     with np.errstate(all="ignore"):
-        v1 = _erf(x)
-    return np.asarray(v1)
+        _v1 = _erf(x)
+    return np.asarray(_v1)
 
 
 def value_and_grad(x, grad_output=None):
@@ -46,27 +46,34 @@ def value_and_grad(x, grad_output=None):
     """
     x = _as_input(x)
     with np.errstate(all="ignore"):
-        v1 = _erf(x)
+        _v1 = _erf(x)
         if grad_output is None:  # the gradient of sum(value)
-            t1 = x ** 2
-            t2 = -t1
-            del t1
-            t3 = np.exp(t2)
-            del t2
-            grad_x = 1.1283791670955126 * t3
-            del t3
+            _g1 = x ** 2
+            _g2 = -_g1
+            del _g1
+            _g3 = np.exp(_g2)
+            del _g2
+            _g4 = 1.1283791670955126 * _g3
+            del _g3
+            _grad_x = _g4
+            del _g4
         else:
-            g = np.asarray(grad_output)
-            t1 = x ** 2
-            t2 = -t1
-            del t1
-            t3 = np.exp(t2)
-            del t2
-            grad_x = 1.1283791670955126 * g * t3
-            del t3
-    value = np.asarray(v1)
-    keep = (value, grad_output, x)
-    return value, (_grad_like(grad_x, x, keep),)
+            grad_output = np.asarray(grad_output)
+            _g1 = x ** 2
+            _g2 = -_g1
+            del _g1
+            _g3 = np.exp(_g2)
+            del _g2
+            _g4 = 2 * grad_output
+            _g5 = _g4 * 0.5641895835477563
+            del _g4
+            _g6 = _g5 * _g3
+            del _g3, _g5
+            _grad_x = _g6
+            del _g6
+    _value = np.asarray(_v1)
+    _keep = (_value, grad_output, x)
+    return _value, (_grad_like(_grad_x, x, _keep),)
 
 
 def backward(x, grad_output=None):
@@ -175,7 +182,8 @@ def _grad_like(grad, value, keep):
         and not any(grad is kept for kept in keep)
     ):
         return grad
-    return np.array(np.broadcast_to(grad, shape), dtype=value.dtype)
+    with np.errstate(all="ignore"):  # a float64 gradient may overflow float32
+        return np.array(np.broadcast_to(grad, shape), dtype=value.dtype)
 
 
 def _special_apply(kernel, x):

@@ -34,8 +34,8 @@ def forward(x):
     """The value of the expression."""
     x = _as_input(x)
     with np.errstate(all="ignore"):
-        v1 = np.exp(x)
-    return np.asarray(v1)
+        _v1 = np.exp(x)
+    return np.asarray(_v1)
 
 
 def value_and_grad(x, grad_output=None):
@@ -46,15 +46,17 @@ def value_and_grad(x, grad_output=None):
     """
     x = _as_input(x)
     with np.errstate(all="ignore"):
-        v1 = np.exp(x)
+        _v1 = np.exp(x)
         if grad_output is None:  # the gradient of sum(value)
-            grad_x = v1
+            _grad_x = _v1
         else:
-            g = np.asarray(grad_output)
-            grad_x = g * v1
-    value = np.asarray(v1)
-    keep = (value, grad_output, x)
-    return value, (_grad_like(grad_x, x, keep),)
+            grad_output = np.asarray(grad_output)
+            _g1 = grad_output * _v1
+            _grad_x = _g1
+            del _g1
+    _value = np.asarray(_v1)
+    _keep = (_value, grad_output, x)
+    return _value, (_grad_like(_grad_x, x, _keep),)
 
 
 def backward(x, grad_output=None):
@@ -86,7 +88,8 @@ def _grad_like(grad, value, keep):
         and not any(grad is kept for kept in keep)
     ):
         return grad
-    return np.array(np.broadcast_to(grad, shape), dtype=value.dtype)
+    with np.errstate(all="ignore"):  # a float64 gradient may overflow float32
+        return np.array(np.broadcast_to(grad, shape), dtype=value.dtype)
 
 
 def _unbroadcast(grad, shape, consumer_shape):

@@ -41,8 +41,11 @@ def forward(x, y):
     x = _as_input(x)
     y = _as_input(y)
     with np.errstate(all="ignore"):
-        v1 = (x < y)
-    return np.asarray(v1)
+        _v1 = (x < y)
+        _dtype = _input_dtype(x, y)
+        _v2 = np.asarray(_v1, dtype=_dtype)
+        del _dtype, _v1
+    return np.asarray(_v2)
 
 
 def value_and_grad(x, y, grad_output=None):
@@ -54,10 +57,20 @@ def value_and_grad(x, y, grad_output=None):
     x = _as_input(x)
     y = _as_input(y)
     with np.errstate(all="ignore"):
-        v1 = (x < y)
-    value = np.asarray(v1)
-    keep = (value, grad_output, x, y)
-    return value, (_grad_like(0.0, x, keep), _grad_like(0.0, y, keep))
+        _v1 = (x < y)
+        _dtype = _input_dtype(x, y)
+        _v2 = np.asarray(_v1, dtype=_dtype)
+        del _dtype, _v1
+        if grad_output is None:  # the gradient of sum(value)
+            _grad_x = 0.0
+            _grad_y = 0.0
+        else:
+            grad_output = np.asarray(grad_output)
+            _grad_x = 0.0
+            _grad_y = 0.0
+    _value = np.asarray(_v2)
+    _keep = (_value, grad_output, x, y)
+    return _value, (_grad_like(_grad_x, x, _keep), _grad_like(_grad_y, y, _keep))
 
 
 def backward(x, y, grad_output=None):
@@ -89,7 +102,13 @@ def _grad_like(grad, value, keep):
         and not any(grad is kept for kept in keep)
     ):
         return grad
-    return np.array(np.broadcast_to(grad, shape), dtype=value.dtype)
+    with np.errstate(all="ignore"):  # a float64 gradient may overflow float32
+        return np.array(np.broadcast_to(grad, shape), dtype=value.dtype)
+
+
+def _input_dtype(*inputs):
+    """The floating dtype of the inputs, which masks used as numbers are cast to."""
+    return np.result_type(*inputs) if inputs else np.dtype(np.float64)
 
 
 def _unbroadcast(grad, shape, consumer_shape):

@@ -38,8 +38,8 @@ def forward(x):
     """The value of the expression."""
     x = _as_input(x)
     with np.errstate(all="ignore"):
-        v1 = np.max(x)
-    return np.asarray(v1)
+        _v1 = np.max(x)
+    return np.asarray(_v1)
 
 
 def value_and_grad(x, grad_output=None):
@@ -50,21 +50,47 @@ def value_and_grad(x, grad_output=None):
     """
     x = _as_input(x)
     with np.errstate(all="ignore"):
-        v1 = np.max(x)
+        _v1 = np.max(x)
         if grad_output is None:  # the gradient of sum(value)
-            t1 = (x == v1)
-            t2 = np.count_nonzero(t1)
-            grad_x = t1 / t2
-            del t1, t2
+            _g1 = (x == _v1)
+            _g2 = (x != x)
+            _g3 = (_v1 != _v1)
+            _dtype = _input_dtype(x)
+            _g5 = np.asarray(_g2, dtype=_dtype)
+            del _g2
+            _g6 = np.asarray(_g1, dtype=_dtype)
+            del _dtype, _g1
+            _g7 = np.where(_g3, _g5, _g6)
+            del _g3, _g5, _g6
+            _g8 = np.sum(_g7)
+            _g9 = 1 / _g8
+            del _g8
+            _g10 = np.where(_g7, _g9, 0)
+            del _g7, _g9
+            _grad_x = _g10
+            del _g10
         else:
-            g = np.asarray(grad_output)
-            t1 = (x == v1)
-            t2 = np.count_nonzero(t1)
-            grad_x = g * t1 / t2
-            del t1, t2
-    value = np.asarray(v1)
-    keep = (value, grad_output, x)
-    return value, (_grad_like(grad_x, x, keep),)
+            grad_output = np.asarray(grad_output)
+            _g1 = (x == _v1)
+            _g2 = (x != x)
+            _g3 = (_v1 != _v1)
+            _dtype = _input_dtype(x)
+            _g5 = np.asarray(_g2, dtype=_dtype)
+            del _g2
+            _g6 = np.asarray(_g1, dtype=_dtype)
+            del _dtype, _g1
+            _g7 = np.where(_g3, _g5, _g6)
+            del _g3, _g5, _g6
+            _g8 = np.sum(_g7)
+            _g9 = grad_output / _g8
+            del _g8
+            _g10 = np.where(_g7, _g9, 0)
+            del _g7, _g9
+            _grad_x = _g10
+            del _g10
+    _value = np.asarray(_v1)
+    _keep = (_value, grad_output, x)
+    return _value, (_grad_like(_grad_x, x, _keep),)
 
 
 def backward(x, grad_output=None):
@@ -96,7 +122,13 @@ def _grad_like(grad, value, keep):
         and not any(grad is kept for kept in keep)
     ):
         return grad
-    return np.array(np.broadcast_to(grad, shape), dtype=value.dtype)
+    with np.errstate(all="ignore"):  # a float64 gradient may overflow float32
+        return np.array(np.broadcast_to(grad, shape), dtype=value.dtype)
+
+
+def _input_dtype(*inputs):
+    """The floating dtype of the inputs, which masks used as numbers are cast to."""
+    return np.result_type(*inputs) if inputs else np.dtype(np.float64)
 
 
 def _unbroadcast(grad, shape, consumer_shape):

@@ -34,14 +34,14 @@ def forward(x):
     """The value of the expression."""
     x = _as_input(x)
     with np.errstate(all="ignore"):
-        v1 = 2 + x
-        v2 = v1 ** 2
-        del v1
-        v3 = 2 * v2
-        del v2
-        v4 = np.mean(v3)
-        del v3
-    return np.asarray(v4)
+        _v1 = x + 2
+        _v2 = _v1 * _v1
+        del _v1
+        _v3 = _v2 * 2
+        del _v2
+        _v4 = np.sum(_v3) / np.size(_v3)
+        del _v3
+    return np.asarray(_v4)
 
 
 def value_and_grad(x, grad_output=None):
@@ -52,25 +52,41 @@ def value_and_grad(x, grad_output=None):
     """
     x = _as_input(x)
     with np.errstate(all="ignore"):
-        v1 = 2 + x
-        v2 = v1 ** 2
-        v3 = 2 * v2
-        del v2
-        v4 = np.mean(v3)
+        _v1 = x + 2
+        _v2 = _v1 * _v1
+        _v3 = _v2 * 2
+        del _v2
+        _v4 = np.sum(_v3) / np.size(_v3)
         if grad_output is None:  # the gradient of sum(value)
-            t1 = np.size(v3)
-            del v3
-            grad_x = 4 * v1 / t1
-            del t1, v1
+            _g1 = _size(_v3)
+            del _v3
+            _g2 = 1 / _g1
+            del _g1
+            _g3 = 2 * _g2
+            del _g2
+            _g4 = _g3 * _v1
+            del _g3, _v1
+            _g5 = _g4 + _g4
+            del _g4
+            _grad_x = _g5
+            del _g5
         else:
-            g = np.asarray(grad_output)
-            t1 = np.size(v3)
-            del v3
-            grad_x = 4 * g * v1 / t1
-            del t1, v1
-    value = np.asarray(v4)
-    keep = (value, grad_output, x)
-    return value, (_grad_like(grad_x, x, keep),)
+            grad_output = np.asarray(grad_output)
+            _g1 = _size(_v3)
+            del _v3
+            _g2 = grad_output / _g1
+            del _g1
+            _g3 = 2 * _g2
+            del _g2
+            _g4 = _g3 * _v1
+            del _g3, _v1
+            _g5 = _g4 + _g4
+            del _g4
+            _grad_x = _g5
+            del _g5
+    _value = np.asarray(_v4)
+    _keep = (_value, grad_output, x)
+    return _value, (_grad_like(_grad_x, x, _keep),)
 
 
 def backward(x, grad_output=None):
@@ -102,7 +118,13 @@ def _grad_like(grad, value, keep):
         and not any(grad is kept for kept in keep)
     ):
         return grad
-    return np.array(np.broadcast_to(grad, shape), dtype=value.dtype)
+    with np.errstate(all="ignore"):  # a float64 gradient may overflow float32
+        return np.array(np.broadcast_to(grad, shape), dtype=value.dtype)
+
+
+def _size(x):
+    """The number of elements of `x`, as a 0-d array of x's floating dtype."""
+    return np.asarray(np.size(x), dtype=np.result_type(x, np.float16))
 
 
 def _unbroadcast(grad, shape, consumer_shape):

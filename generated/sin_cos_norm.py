@@ -38,16 +38,16 @@ def forward(x):
     """The value of the expression."""
     x = _as_input(x)
     with np.errstate(all="ignore"):
-        v1 = np.sqrt(np.sum(x * x))
-        v2 = v1 ** 2
-        del v1
-        v3 = 1 + v2
-        del v2
-        v4 = np.cos(v3)
-        del v3
-        v5 = np.sin(v4)
-        del v4
-    return np.asarray(v5)
+        _v1 = np.sqrt(np.sum(x * x))
+        _v2 = _v1 ** 2
+        del _v1
+        _v3 = _v2 + 1
+        del _v2
+        _v4 = np.cos(_v3)
+        del _v3
+        _v5 = np.sin(_v4)
+        del _v4
+    return np.asarray(_v5)
 
 
 def value_and_grad(x, grad_output=None):
@@ -58,32 +58,59 @@ def value_and_grad(x, grad_output=None):
     """
     x = _as_input(x)
     with np.errstate(all="ignore"):
-        v1 = np.sqrt(np.sum(x * x))
-        v2 = v1 ** 2
-        v3 = 1 + v2
-        del v2
-        v4 = np.cos(v3)
-        v5 = np.sin(v4)
+        _v1 = np.sqrt(np.sum(x * x))
+        _v2 = _v1 ** 2
+        _v3 = _v2 + 1
+        del _v2
+        _v4 = np.cos(_v3)
+        _v5 = np.sin(_v4)
         if grad_output is None:  # the gradient of sum(value)
-            t1 = np.cos(v4)
-            del v4
-            t2 = _safe_recip(v1)
-            t3 = np.sin(v3)
-            del v3
-            grad_x = -2 * v1 * t1 * t2 * t3 * x
-            del t1, t2, t3, v1
+            _g1 = np.cos(_v4)
+            del _v4
+            _g2 = np.sin(_v3)
+            del _v3
+            _g3 = _g1 * _g2
+            del _g1, _g2
+            _g4 = -_g3
+            del _g3
+            _g5 = 2 * _g4
+            del _g4
+            _g6 = _g5 * _v1
+            del _g5
+            _g7 = _safe_recip(_v1)
+            del _v1
+            _g8 = _g6 * x
+            del _g6
+            _g9 = _g8 * _g7
+            del _g7, _g8
+            _grad_x = _g9
+            del _g9
         else:
-            g = np.asarray(grad_output)
-            t1 = np.cos(v4)
-            del v4
-            t2 = _safe_recip(v1)
-            t3 = np.sin(v3)
-            del v3
-            grad_x = -2 * v1 * t1 * t2 * t3 * g * x
-            del t1, t2, t3, v1
-    value = np.asarray(v5)
-    keep = (value, grad_output, x)
-    return value, (_grad_like(grad_x, x, keep),)
+            grad_output = np.asarray(grad_output)
+            _g1 = np.cos(_v4)
+            del _v4
+            _g2 = np.sin(_v3)
+            del _v3
+            _g3 = _safe_recip(_v1)
+            _g4 = grad_output * _g1
+            del _g1
+            _g5 = _g4 * _g2
+            del _g2, _g4
+            _g6 = -_g5
+            del _g5
+            _g7 = 2 * _g6
+            del _g6
+            _g8 = _g7 * _v1
+            del _g7, _v1
+            _g9 = _g8 * x
+            del _g8
+            _g10 = _g9 * _g3
+            del _g3, _g9
+            _grad_x = _g10
+            del _g10
+    _value = np.asarray(_v5)
+    _keep = (_value, grad_output, x)
+    return _value, (_grad_like(_grad_x, x, _keep),)
 
 
 def backward(x, grad_output=None):
@@ -115,7 +142,8 @@ def _grad_like(grad, value, keep):
         and not any(grad is kept for kept in keep)
     ):
         return grad
-    return np.array(np.broadcast_to(grad, shape), dtype=value.dtype)
+    with np.errstate(all="ignore"):  # a float64 gradient may overflow float32
+        return np.array(np.broadcast_to(grad, shape), dtype=value.dtype)
 
 
 def _safe_recip(x):

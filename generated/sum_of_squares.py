@@ -36,11 +36,11 @@ def forward(x, y):
     x = _as_input(x)
     y = _as_input(y)
     with np.errstate(all="ignore"):
-        v1 = x ** 2
-        v2 = y ** 2
-        v3 = v1 + v2
-        del v1, v2
-    return np.asarray(v3)
+        _v1 = x ** 2
+        _v2 = y ** 2
+        _v3 = _v1 + _v2
+        del _v1, _v2
+    return np.asarray(_v3)
 
 
 def value_and_grad(x, y, grad_output=None):
@@ -52,30 +52,47 @@ def value_and_grad(x, y, grad_output=None):
     x = _as_input(x)
     y = _as_input(y)
     with np.errstate(all="ignore"):
-        v1 = x ** 2
-        v2 = y ** 2
-        v3 = v1 + v2
-        del v1, v2
+        _v1 = x ** 2
+        _v2 = y ** 2
+        _v3 = _v1 + _v2
         if grad_output is None:  # the gradient of sum(value)
-            shape1 = np.broadcast_shapes(np.shape(x), np.shape(y))
-            t1 = _unbroadcast(1, np.shape(x), shape1)
-            grad_x = 2 * t1 * x
-            del t1
-            t2 = _unbroadcast(1, np.shape(y), shape1)
-            grad_y = 2 * t2 * y
-            del t2
+            _g1 = _sum_like(1, _v1, _v3)
+            del _v1
+            _g2 = _sum_like(1, _v2, _v3)
+            del _v2
+            _g3 = 2 * _g2
+            del _g2
+            _g4 = _g3 * y
+            del _g3
+            _g5 = 2 * _g1
+            del _g1
+            _g6 = _g5 * x
+            del _g5
+            _grad_x = _g6
+            del _g6
+            _grad_y = _g4
+            del _g4
         else:
-            g = np.asarray(grad_output)
-            shape1 = np.broadcast_shapes(np.shape(x), np.shape(y))
-            t1 = _unbroadcast(g, np.shape(x), shape1)
-            grad_x = 2 * x * t1
-            del t1
-            t2 = _unbroadcast(g, np.shape(y), shape1)
-            grad_y = 2 * y * t2
-            del t2
-    value = np.asarray(v3)
-    keep = (value, grad_output, x, y)
-    return value, (_grad_like(grad_x, x, keep), _grad_like(grad_y, y, keep))
+            grad_output = np.asarray(grad_output)
+            _g1 = _sum_like(grad_output, _v1, _v3)
+            del _v1
+            _g2 = _sum_like(grad_output, _v2, _v3)
+            del _v2
+            _g3 = 2 * _g2
+            del _g2
+            _g4 = _g3 * y
+            del _g3
+            _g5 = 2 * _g1
+            del _g1
+            _g6 = _g5 * x
+            del _g5
+            _grad_x = _g6
+            del _g6
+            _grad_y = _g4
+            del _g4
+    _value = np.asarray(_v3)
+    _keep = (_value, grad_output, x, y)
+    return _value, (_grad_like(_grad_x, x, _keep), _grad_like(_grad_y, y, _keep))
 
 
 def backward(x, y, grad_output=None):
@@ -107,7 +124,15 @@ def _grad_like(grad, value, keep):
         and not any(grad is kept for kept in keep)
     ):
         return grad
-    return np.array(np.broadcast_to(grad, shape), dtype=value.dtype)
+    with np.errstate(all="ignore"):  # a float64 gradient may overflow float32
+        return np.array(np.broadcast_to(grad, shape), dtype=value.dtype)
+
+
+def _sum_like(grad, target, consumer):
+    """The gradient `grad` of the array `consumer` (it may stand for one broadcast to
+    it), summed back to the shape of `target`, which broadcasting stretched."""
+    shape = np.shape(target)
+    return _unbroadcast(grad, shape, np.broadcast_shapes(np.shape(consumer), shape))
 
 
 def _unbroadcast(grad, shape, consumer_shape):

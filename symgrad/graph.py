@@ -29,6 +29,7 @@ import math
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from symgrad import registry
 
@@ -45,6 +46,9 @@ class Node:
     args: tuple[Node, ...] = ()
     value: float | bool | None = None  # for op == "const"
     name: str | None = None  # for op == "input"
+    # For display only: a constant's exact form as the user wrote it (pi, 2/sqrt(pi));
+    # not part of a node's identity, never used for a value.
+    symbolic: Any = field(default=None, compare=False)
 
     @property
     def is_const(self) -> bool:
@@ -83,6 +87,8 @@ class Graph:
     nodes: list[Node] = field(default_factory=list)
     _index: dict[tuple[object, ...], Node] = field(default_factory=dict, repr=False)
     _dtype: Node | None = field(default=None, repr=False)
+    # Keep constants' exact forms for display (the parser; not the reverse program).
+    symbolic_constants: bool = False
 
     def _add(self, key: tuple[object, ...], **kwargs: object) -> Node:
         node = self._index.get(key)
@@ -98,10 +104,11 @@ class Graph:
     def inputs(self) -> list[Node]:
         return [n for n in self.nodes if n.op == "input" and n.name != GRAD_OUTPUT]
 
-    def const(self, value: float | bool) -> Node:
+    def const(self, value: float | bool, symbolic: Any = None) -> Node:
         if type(value) is not bool:
             value = float(value)
-        return self._add(("const", _const_key(value)), op="const", value=value)
+        key = ("const", _const_key(value))
+        return self._add(key, op="const", value=value, symbolic=symbolic)
 
     def dtype(self) -> Node:
         """The floating dtype of the inputs (one node, over every input so far)."""
@@ -122,7 +129,11 @@ class Graph:
         if args and all(a.is_const for a in args):
             from symgrad.evaluate import fold
 
-            return self.const(fold(op, [a.value for a in args]))  # type: ignore[misc]
+            value = fold(op, [a.value for a in args])  # type: ignore[misc]
+            symbolic = None
+            if self.symbolic_constants:
+                symbolic = _symbolic_constant(rule, args)
+            return self.const(value, symbolic)
         key = (op, *(a.id for a in args))
         return self._add(key, op=op, args=args)
 
@@ -133,6 +144,30 @@ class Graph:
         if node.is_const:
             return self.const(1.0 if node.value else 0.0)
         return self.apply("float", node, self.dtype())
+
+
+def _symbolic_constant(rule: registry.Rule, args: tuple[Node, ...]) -> Any:
+    """The exact SymPy form of an operation on constants (display only), or None."""
+    import sympy as sp
+
+    forms = []
+    for a in args:
+        if a.symbolic is not None:
+            forms.append(a.symbolic)
+        elif type(a.value) is bool:
+            forms.append(sp.S.One if a.value else sp.S.Zero)
+        elif a.value is not None and math.isfinite(a.value):
+            v = a.value
+            forms.append(sp.Integer(int(v)) if v.is_integer() else sp.Float(v))
+        else:
+            return None
+    try:
+        form = rule.to_sympy(*forms)
+    except (ArithmeticError, ValueError, TypeError):
+        return None
+    if form.has(sp.zoo, sp.I, sp.nan, sp.oo, -sp.oo, sp.AccumBounds):
+        return None
+    return form
 
 
 # The name of the upstream gradient's input node in a reverse program.

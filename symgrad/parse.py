@@ -121,7 +121,11 @@ def to_sympy(output: Node) -> sp.Expr:
         if node.op == "input":
             built[node.id] = symbol(node.name or "")
         elif node.op == "const":
-            built[node.id] = _sympy_number(node.value)  # type: ignore[arg-type]
+            built[node.id] = (
+                node.symbolic
+                if node.symbolic is not None
+                else _sympy_number(node.value)  # type: ignore[arg-type]
+            )
         elif node.op == "dtype":
             built[node.id] = sp.S.One
         else:
@@ -162,7 +166,9 @@ def parse(text: str) -> Parsed:
     inputs = sorted(builder.first_column, key=builder.first_column.__getitem__)
     for name in inputs:  # inputs first, in order of appearance
         builder.graph.input(name)
+    builder.graph.symbolic_constants = True
     output = builder.build(tree.body)
+    builder.graph.symbolic_constants = False
     if output.is_mask:  # a mask's value is a number: 0/1 in the inputs' dtype
         output = builder.graph.as_number(output)
     return Parsed(text=text, graph=builder.graph, output=output, inputs=tuple(inputs))
@@ -581,7 +587,8 @@ class _Builder:
             return graph.const(_as_float(node.value))
         if isinstance(node, ast.Name):
             if node.id in registry.CONSTANTS:
-                return graph.const(float(registry.CONSTANTS[node.id]))
+                exact = registry.CONSTANTS[node.id]
+                return graph.const(float(exact), exact if exact.is_finite else None)
             return graph.input(node.id)
         if isinstance(node, ast.UnaryOp):
             if isinstance(node.op, ast.USub):

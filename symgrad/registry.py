@@ -279,6 +279,8 @@ RULES: tuple[Rule, ...] = (
         domain=((-3, 3), (-3, 3)),
         operator="*",
         mpmath=lambda mp, a, b: a * b,
+        # 4*(x + 2) as written: SymPy would distribute the number over the sum
+        sympy=lambda a, b: sp.Mul(a, b, evaluate=not (a.is_Add or b.is_Add)),
     ),
     Rule(
         "sub",

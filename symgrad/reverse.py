@@ -25,6 +25,7 @@ consumer is summed back to the argument's shape (`unbroadcast`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -334,15 +335,15 @@ def _local_terms(
 
 
 def _placeholder(arg: Node, position: int) -> sp.Expr:
-    """A rule's view of an argument: its number if constant, else a fresh symbol."""
-    if arg.is_const and type(arg.value) is not bool:
-        value = float(arg.value)  # type: ignore[arg-type]
+    """A rule's view of an argument: its number if constant, else a fresh symbol.
+
+    Zero, inf and nan stay symbols: SymPy makes 1/0 and log(0) complex infinity and
+    cannot compare nan, where the graph computes PyTorch's float values."""
+    value = arg.value
+    if arg.is_const and type(value) is not bool and value and math.isfinite(value):
+        value = float(value)
         if value.is_integer() and abs(value) < 2**53:
             return sp.Integer(int(value))
-        if value != value:
-            return sp.nan
-        if value in (float("inf"), float("-inf")):
-            return sp.oo if value > 0 else -sp.oo
         return sp.Float(value)
     return sp.Symbol(f"_a{position}", real=True)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -26,3 +27,11 @@ def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def compiled(derivation) -> types.ModuleType:
+    """The generated module of a derivation, compiled in memory (symgrad's own
+    generated source, never the user's text)."""
+    module = types.ModuleType("symgrad_generated")
+    exec(compile(derivation.module_source(), "<generated>", "exec"), module.__dict__)
+    return module
