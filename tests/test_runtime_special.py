@@ -7,13 +7,12 @@ import math
 import re
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import mpmath as mp
 import numpy as np
 import pytest
 import torch
-
-from types import SimpleNamespace
 
 from symgrad.runtime import HELPERS
 from symgrad.runtime import special as special_module
