@@ -129,49 +129,6 @@ def var_symbol(index: int) -> sp.Symbol:
     return sp.Symbol(f"_v{index}", real=True)
 
 
-def _piecewise_constant(partial: sp.Expr) -> bool:
-    """Whether a partial is made of masks and numbers only (relu's, clip's, where's)."""
-    if F.is_literal(partial) or partial.func in F.MASKS:
-        return True
-    if partial.func is F.where:
-        return all(_piecewise_constant(a) for a in partial.args[1:])
-    if isinstance(partial, (sp.Add, sp.Mul, sp.Pow)):
-        return all(_piecewise_constant(a) for a in partial.args)
-    return False
-
-
-def _select(partial: sp.Expr, upstream: sp.Expr) -> sp.Expr:
-    """upstream * partial where the partial is nonzero, else exactly 0.
-
-    PyTorch selects rather than multiplies at kinks (relu's threshold_backward, clamp's
-    and where's backward), so an infinite or nan upstream gradient is stopped where the
-    partial is 0: inf * 0 would give nan.
-    """
-    if partial.func is F.where:  # where(c, a, b)'s own partials: select each side
-        cond, a, b = partial.args
-        return F.where(cond, _select(a, upstream), _select(b, upstream))
-    if F.is_literal(partial):
-        return upstream * partial
-    pieces = [_masked_piece(term) for term in sp.Add.make_args(partial)]
-    if all(p is not None for p in pieces):  # c1*[m1] + c2*[m2]: disjoint masks
-        return sp.Add(
-            *(F.select(condition, upstream * c) for c, condition in pieces)  # type: ignore[misc]
-        )
-    return F.select(F.ne(partial, 0), upstream * partial)
-
-
-def _masked_piece(term: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
-    """A term `c * [m1] * [m2]` as (c, m1 and m2), else None."""
-    coefficient, rest = term.as_coeff_Mul()
-    factors = sp.Mul.make_args(rest)
-    if not all(f.func in F.MASKS for f in factors):
-        return None
-    condition = factors[0]
-    for factor in factors[1:]:
-        condition = F.logical_and(condition, factor)
-    return coefficient, condition
-
-
 def _operands(e: sp.Expr) -> list[tuple[sp.Expr, sp.Expr | None]]:
     """A node's operands; a product's divisors (y**-1, y**-2) count as y, inlined."""
     if isinstance(e, sp.Mul):
@@ -298,8 +255,6 @@ def build(
                 continue
             if partial == 1:
                 term = upstream
-            elif not readable and _piecewise_constant(partial):
-                term = _select(partial, upstream)
             else:
                 term = upstream * partial
             if target.deps < node.deps:  # the argument was broadcast: sum back

@@ -280,7 +280,9 @@ RULES: tuple[Rule, ...] = (
         operator="*",
         mpmath=lambda mp, a, b: a * b,
         # 4*(x + 2) as written: SymPy would distribute the number over the sum
-        sympy=lambda a, b: sp.Mul(a, b, evaluate=not (a.is_Add or b.is_Add)),
+        sympy=lambda a, b: sp.Mul(
+            a, b, evaluate=not (a.is_Number and b.is_Add or b.is_Number and a.is_Add)
+        ),
     ),
     Rule(
         "sub",
