@@ -267,7 +267,47 @@ def _tidy(expr: sp.Expr) -> sp.Expr:
         tidied = sp.factor_terms(expr)
     except Exception:  # pragma: no cover - SymPy internals; keep the unsimplified form
         return expr
-    return tidied if sp.count_ops(tidied) <= sp.count_ops(expr) else expr
+    tidied = tidied if sp.count_ops(tidied) <= sp.count_ops(expr) else expr
+    return _into_branches(tidied)
+
+
+def _into_branches(expr: sp.Expr) -> sp.Expr:
+    """`where(c, a, b) * r` as `where(c, a*r, b*r)`: the derivative through `where`
+    is where(c, a', b'), which is what is computed (an a' that is nan where c is
+    false never shows)."""
+
+    def is_product_with_where(e: sp.Basic) -> bool:
+        return isinstance(e, sp.Mul) and any(f.func is F.where for f in e.args)
+
+    def push(e: sp.Mul) -> sp.Expr:
+        factors = list(e.args)
+        i = next(k for k, f in enumerate(factors) if f.func is F.where)
+        cond, a, b = factors.pop(i).args
+        rest = sp.Mul(*factors)
+        return F.where(cond, a * rest, b * rest)
+
+    def is_sum_of_wheres(e: sp.Basic) -> bool:
+        conds = [t.args[0] for t in getattr(e, "args", ()) if t.func is F.where]
+        return isinstance(e, sp.Add) and len(conds) > len(set(conds))
+
+    def merge(e: sp.Add) -> sp.Expr:
+        by_cond: dict[sp.Expr, tuple[sp.Expr, sp.Expr]] = {}
+        others = []
+        for t in e.args:
+            if t.func is F.where:
+                a, b = by_cond.get(t.args[0], (sp.S.Zero, sp.S.Zero))
+                by_cond[t.args[0]] = (a + t.args[1], b + t.args[2])
+            else:
+                others.append(t)
+        wheres = [F.where(c, a, b) for c, (a, b) in by_cond.items()]
+        return sp.Add(*others, *wheres)
+
+    try:
+        return expr.replace(is_product_with_where, push).replace(
+            is_sum_of_wheres, merge
+        )
+    except Exception:  # pragma: no cover - SymPy internals; keep the form as it is
+        return expr
 
 
 def _notes(expr: sp.Expr, convention: str) -> list[str]:

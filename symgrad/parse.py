@@ -62,21 +62,30 @@ RESERVED_INPUTS = frozenset(
     }
 )
 
-_COMPARE = {
-    ast.Lt: "lt",
-    ast.LtE: "le",
-    ast.Gt: "gt",
-    ast.GtE: "ge",
-    ast.Eq: "eq",
-    ast.NotEq: "ne",
+# Python's operators as the user spells them; which row each is, the registry says.
+_SPELLED = {
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.Pow: "**",
+    ast.USub: "-",
+    ast.Not: "not",
+    ast.And: "and",
+    ast.Or: "or",
 }
-_ARITHMETIC = {
-    ast.Add: "add",
-    ast.Sub: "sub",
-    ast.Mult: "mul",
-    ast.Div: "div",
-    ast.Pow: "pow",
-}
+
+
+def _row(op: ast.AST, operands: int) -> str:
+    """The registry row of a Python operator with this many operands."""
+    return registry.BY_OPERATOR[(_SPELLED[type(op)], operands)].name
+
 _UNSUPPORTED_BINOP = {
     ast.FloorDiv: "'//' is not supported; write floor(a / b)",
     ast.Mod: "'%' is not supported",
@@ -479,7 +488,7 @@ class _Builder:
         if isinstance(node, ast.Compare):
             operands = (node.left, *node.comparators)
             for op, left in zip(node.ops, operands, strict=False):
-                if type(op) not in _COMPARE:
+                if type(op) not in _SPELLED:
                     message = "only < <= > >= == != compare numbers here"
                     return self.fail_after(message, left)
         if isinstance(node, ast.Call):
@@ -591,15 +600,13 @@ class _Builder:
                 return graph.const(float(exact), exact if exact.is_finite else None)
             return graph.input(node.id)
         if isinstance(node, ast.UnaryOp):
-            if isinstance(node.op, ast.USub):
-                return graph.apply("neg", args[0])
-            if isinstance(node.op, ast.Not):
-                return graph.apply("not", args[0])
-            return args[0]  # unary '+'
+            if isinstance(node.op, ast.UAdd):
+                return args[0]
+            return graph.apply(_row(node.op, 1), args[0])
         if isinstance(node, ast.BinOp):
-            return graph.apply(_ARITHMETIC[type(node.op)], *args)
+            return graph.apply(_row(node.op, 2), *args)
         if isinstance(node, ast.BoolOp):
-            op = "and" if isinstance(node.op, ast.And) else "or"
+            op = _row(node.op, 2)
             result = args[0]
             for arg in args[1:]:
                 result = graph.apply(op, result, arg)
@@ -607,7 +614,7 @@ class _Builder:
         if isinstance(node, ast.Compare):  # a < b < c means (a < b) and (b < c)
             result = None
             for op, left, right in zip(node.ops, args, args[1:], strict=False):
-                mask = graph.apply(_COMPARE[type(op)], left, right)
+                mask = graph.apply(_row(op, 2), left, right)
                 result = mask if result is None else graph.apply("and", result, mask)
             assert result is not None
             return result

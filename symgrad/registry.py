@@ -964,7 +964,10 @@ RULES: tuple[Rule, ...] = (
         names=("where",),
         arity=(3, 3),
         grad=lambda c, a, b, out: (sp.S.Zero, F.where(c, 1, 0), F.where(c, 0, 1)),
-        kink="cond is piecewise constant: no gradient flows into it",
+        kink="the branch not taken sends nothing into the gradient: the derivative is "
+        "where(cond, a', b'), also where a' or b' is inf or nan off its branch "
+        "(PyTorch and JAX give nan there, issues 68425 and 347, unless you write the "
+        "double-where idiom); cond gets no gradient",
         numpy="np.where({0}, {1}, {2})",
         mask_args=(0,),
         latex=r"\begin{{cases}} {1} & \text{{if }} {0} \\ {2} & "
