@@ -146,21 +146,27 @@ class Graph:
         return self.apply("float", node, self.dtype())
 
 
+# Constants up to this size keep an exact form for display (see _symbolic_constant).
+SMALL_EXACT = 100.0
+
+
 def _symbolic_constant(rule: registry.Rule, args: tuple[Node, ...]) -> Any:
     """The exact SymPy form of an operation on constants (display only), or None."""
     import sympy as sp
 
     forms = []
     for a in args:
+        if type(a.value) is not bool and not abs(a.value) <= SMALL_EXACT:  # type: ignore[arg-type]
+            return None
         if a.symbolic is not None:
             forms.append(a.symbolic)
         elif type(a.value) is bool:
             forms.append(sp.S.One if a.value else sp.S.Zero)
-        elif a.value is not None and math.isfinite(a.value):
+        else:
+            # only small numbers (checked above): SymPy evaluates digamma(10**6) or
+            # 9**9**9 exactly, at great cost; larger constants show as their float
             v = a.value
             forms.append(sp.Integer(int(v)) if v.is_integer() else sp.Float(v))
-        else:
-            return None
     try:
         form = rule.to_sympy(*forms)
     except (ArithmeticError, ValueError, TypeError):

@@ -11,11 +11,12 @@ this module walks the tree calling torch:
 - A call `name(args)` takes the row of `symgrad.registry.rules_named(name)` whose arity
   fits the argument count (`max(x)` the reduction, `max(a, b)` the elementwise row).
   A row with its own `build` (n-ary max/min fold, `norm(x, p)`) has no torch
-  reference of its own for every argument count: its builder is applied once to SymPy *placeholders* (Dummy symbols; a literal
-  argument such as norm's p as its number), only to learn which registry rows it
-  expands to (`sqrt(d)` is `Pow(d, 1/2)`, `max(a, b, c)` is
-  `maximum(maximum(a, b), c)`, `norm(x, inf)` is `norminf(x)`); those rows' torch
-  references then run on the tensors. SymPy never evaluates a value.
+  reference of its own for every argument count: its builder is applied once to
+  SymPy *placeholders* (Dummy symbols; a literal argument such as norm's p as its
+  number), only to learn which registry rows it expands to (`sqrt(d)` is
+  `Pow(d, 1/2)`, `max(a, b, c)` is `maximum(maximum(a, b), c)`, `norm(x, inf)` is
+  `norminf(x)`); those rows' torch references then run on the tensors. SymPy never
+  evaluates a value.
 - Numbers: every literal (and `pi`, `e`, `inf` from `registry.CONSTANTS`) is a 0-d
   float64 tensor, so `1/0` is inf, `0/0` nan and `10**400` inf (float semantics; an
   integer too large for a double is inf). A part of the expression that uses no input
@@ -35,20 +36,34 @@ this module walks the tree calling torch:
 - Gradient: `torch.autograd.grad((f * grad_output).sum(), inputs, allow_unused=True)`;
   an unused input (or one reaching f only through comparisons) gets zeros.
 
-`where`: symgrad's documented derivative is `where(c, a', b')`: the branch not taken
-sends nothing into the gradient. PyTorch's reverse mode sends it a zero cotangent,
-which a nan or inf partial in that branch turns into nan (pytorch/pytorch#68425, the
-"double where" idiom). Reverse mode is still the reference, and it differs from the
-documented derivative only there: a zero cotangent times a finite partial is 0, and
-nothing but a nan or inf partial can turn it into something else than 0, which gives
-nan. So when the expression calls `where` and the reverse gradient has nan elements,
-each such element i of an input is recomputed in forward mode
-(`torch.autograd.forward_ad`, one-hot tangent on element i of that input only):
-PyTorch's tangent of `torch.where(c, a, b)` is `where(c, ta, tb)`, so the untaken
-branch's nan never enters, and the element is `sum(tangent(f) * grad_output)`. Forward
-mode may still say nan (a nan or inf partial elsewhere meets a zero tangent): then the
-oracle says nan, which the fuzzer reads as "no reference here", never as a wrong
-answer. Every element that reverse mode gave as a number is PyTorch's reverse result.
+`where`: the branch not taken sends nothing into the gradient. symgrad
+(symgrad/reverse.py) gives every node inside a branch of `where(c, a, b)` a gate (c for
+a, not c for b, the `and` of the conditions in nested wheres), and every contribution
+a gated node makes to its arguments is `where(gate, g * partial, 0)`: a nan or inf
+partial never passes where the gate is false. PyTorch's plain reverse mode would send
+the untaken branch a zero cotangent that such a partial turns into nan
+(pytorch/pytorch#68425). The oracle does what symgrad does, in reverse mode: every
+operand of every operation evaluated inside a branch (inputs, constants and the results
+of sub-operations alike) goes through `Gate`, the identity forward and
+`torch.where(gate, grad, 0)` backward. Nested wheres `and` their gates. Shapes: an
+operation's gate is its condition brought to the operation's own shape (broadcast where
+the operation is larger, `any` over the elements it is summed from where it is smaller:
+an operation that feeds a broadcast or a reduction is taken if any element it feeds
+is), and `Gate` broadcasts its operand forward to the shape of the contribution (the
+operation's broadcast shape), so the select comes before the sum back to the operand's
+shape. Gates are found when backward runs, once every shape is known (`_Site`).
+
+symgrad hash-conses: a subexpression written several times is one node, computed once,
+whose adjoint sums its consumers' contributions and is ungated if any contribution is
+ungated (else gated by the `or` of theirs). The oracle caches nothing: each occurrence
+in the text is evaluated on its own and gated by where it stands (only a chain
+comparison's middle operand and a builder's arguments are reused, within one operation
+and so under one gate). Values agree (the same operations on the same numbers). The
+gradients are the same sum: symgrad's `select(G, (s1 + s2) * p)` against the oracle's
+`select(G1, s1 * p) + select(G2, s2 * p)`, where each contribution s_k is already 0
+wherever its own gate G_k is false. They can differ only in rounding, or where p is inf
+or nan: there the oracle's split sum may say nan, which the fuzzer reads as "no
+reference here", never as a wrong answer.
 
 `Result` also carries the scales the fuzzer's absolute tolerances need: the largest
 finite magnitude among all forward intermediates, and among all cotangents that
@@ -60,7 +75,6 @@ from __future__ import annotations
 
 import ast
 import math
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import reduce
@@ -69,7 +83,6 @@ from typing import Any
 import numpy as np
 import sympy as sp
 import torch
-import torch.autograd.forward_ad as fwAD
 
 from symgrad import registry
 
@@ -107,7 +120,6 @@ class Result:
     rows: set[str] = field(default_factory=set)
     value_scale: float = 0.0
     grad_scale: float = 0.0
-    forward_filled: int = 0  # gradient elements taken from forward mode (where)
 
     @property
     def torch_rtol(self) -> float:
@@ -159,6 +171,95 @@ def _literal_number(value: float) -> sp.Expr:
     return sp.Float(value)
 
 
+class _Site:
+    """One operation evaluated inside a `where` branch; its gate, found at backward.
+
+    `parent` consumes the operation's result: the `_Site` of the operation above, or
+    the `_Branch` of the where whose branch this operation tops. `shape` is the result's
+    shape, set once the operation has run.
+    """
+
+    def __init__(self, parent: _Site | _Branch) -> None:
+        self.parent = parent
+        self.shape: torch.Size | None = None
+        self._gate: torch.Tensor | None = None
+
+    def gate(self) -> torch.Tensor:
+        """Where this operation's contributions pass (a bool tensor, its shape)."""
+        if self._gate is None:
+            assert self.shape is not None, "backward through an operation never run"
+            self._gate = self.parent.gate_for(self.shape)
+        return self._gate
+
+    def gate_for(self, shape: torch.Size) -> torch.Tensor:
+        """The gate of a contribution (or of an argument) of `shape`."""
+        return _fit(self.gate(), shape)
+
+
+class _Branch:
+    """Branch a (or b: `negate`) of a where: its condition and the where's own site."""
+
+    def __init__(self, where: _Site | None, negate: bool) -> None:
+        self.where = where
+        self.negate = negate
+        self.cond: torch.Tensor | None = None  # `c != 0`, once the where has its args
+
+    def gate_for(self, shape: torch.Size) -> torch.Tensor:
+        assert self.cond is not None
+        gate = ~self.cond if self.negate else self.cond
+        if self.where is not None:  # nested: the where itself is inside a branch
+            gate = gate & self.where.gate()
+        return _fit(gate, shape)
+
+
+def _fit(gate: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """`gate` brought to `shape`: broadcast, and `any` over what is summed away."""
+    full = torch.broadcast_shapes(gate.shape, shape)
+    return gate.expand(full).to(torch.int64).sum_to_size(shape) > 0
+
+
+class Gate(torch.autograd.Function):
+    """An operand inside a where branch: identity forward (broadcast to the shape of its
+    contribution); backward `torch.where(gate, grad, 0)`, then summed to its shape."""
+
+    @staticmethod
+    def forward(ctx: Any, t: torch.Tensor, site: _Site, shape: torch.Size) -> Any:
+        ctx.site, ctx.shape, ctx.in_shape = site, shape, t.shape
+        return t.expand(shape).clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Any:
+        gate = ctx.site.gate_for(ctx.shape)
+        grad = torch.where(gate, grad, grad.new_zeros(()))
+        return grad.sum_to_size(ctx.in_shape), None, None
+
+
+def _trigamma_poles(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """trigamma's value +inf at its poles (the integers <= 0), for later operations.
+
+    torch.polygamma(1, -3.0) is a finite stand-in, 7.3e31 (1.7e16 in float32), that an
+    operation after it would use as a number (`trigamma(-3) * 0` is 0, not inf * 0 =
+    nan). The gradient passes through unchanged, as PyTorch's own."""
+    x = x.detach()
+    pole = (x <= 0) & (x == torch.floor(x)) & torch.isfinite(x) & torch.isfinite(out)
+    return out + torch.where(pole, math.inf, 0.0).to(out.dtype)
+
+
+class _NoSlopeAtMinusInf(torch.autograd.Function):
+    """trigamma's argument: the identity; backward nan where it is -inf (no reference:
+    torch.polygamma(2, -inf) is -inf, though trigamma(-inf) itself is nan)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> Any:
+        ctx.save_for_backward(x)
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Any:
+        (x,) = ctx.saved_tensors
+        return torch.where(torch.isneginf(x), math.nan, grad)
+
+
 class _Evaluator:
     """One walk of the tree: tensors for every node, the registry rows it used."""
 
@@ -167,7 +268,8 @@ class _Evaluator:
         self.fdtype = fdtype
         self.rows: set[str] = set()
         self.intermediates: list[torch.Tensor] = []
-        self.has_where = False
+        # what consumes the node being evaluated, inside a where branch (else None)
+        self.parent: _Site | _Branch | None = None
 
     # --- numbers and dtypes ---------------------------------------------------------
     def const(self, value: float) -> Val:
@@ -195,27 +297,66 @@ class _Evaluator:
         self.intermediates.append(t)
         return t
 
-    def apply(self, rule: registry.Rule, args: list[Val]) -> Val:
+    # --- where's gates --------------------------------------------------------------
+    def site(self) -> _Site | None:
+        """The site of an operation about to be evaluated (None outside branches)."""
+        return None if self.parent is None else _Site(self.parent)
+
+    def under(self, parent: _Site | _Branch | None, node: ast.AST) -> Val:
+        """`node` evaluated as an argument consumed by `parent`."""
+        saved, self.parent = self.parent, parent
+        try:
+            return self.ev(node)
+        finally:
+            self.parent = saved
+
+    def gated(self, site: _Site | None, tensors: list[torch.Tensor]) -> list[Any]:
+        """An operation's operands, each through `Gate` inside a branch."""
+        if site is None or not torch.is_grad_enabled():
+            return tensors
+        try:
+            shape = torch.broadcast_shapes(*(t.shape for t in tensors))
+        except RuntimeError:
+            return tensors  # the operation itself will say what is wrong
+        return [Gate.apply(t, site, shape) if t.requires_grad else t for t in tensors]
+
+    def ran(self, site: _Site | None, out: torch.Tensor) -> torch.Tensor:
+        if site is not None:
+            site.shape = out.shape
+        return out
+
+    # --- operations -----------------------------------------------------------------
+    def apply(
+        self,
+        rule: registry.Rule,
+        args: list[Val],
+        site: _Site | None = None,
+        branches: tuple[_Branch, ...] = (),
+    ) -> Val:
         """One registry row's torch reference on the arguments."""
         self.rows.add(rule.name)
-        if rule.name == "where":
-            self.has_where = True
-        return self._reference(rule.torch, args)
-
-    def _reference(self, reference: Callable[..., Any], args: list[Val]) -> Val:
         tensors = self.numbers(args)
-        out = reference(torch, *tensors)
+        for branch in branches:  # where: its condition, as its reference reads it
+            branch.cond = tensors[0].detach() != 0
+        operands = self.gated(site, tensors)
+        if rule.name == "trigamma" and operands[0].requires_grad:
+            operands[0] = _NoSlopeAtMinusInf.apply(operands[0])
+        out = rule.torch(torch, *operands)
         if not torch.is_tensor(out):
             out = torch.tensor(out, dtype=torch.float64)
         if out.is_floating_point() and tensors:
             want = reduce(torch.promote_types, (t.dtype for t in tensors))
             if out.dtype != want:
                 out = out.to(want)
-        return Val(self.record(out), all(a.const for a in args))
+        if rule.name == "trigamma":
+            out = _trigamma_poles(tensors[0], out)
+        return Val(self.record(self.ran(site, out)), all(a.const for a in args))
 
-    def operator(self, fn: Callable[..., torch.Tensor], args: list[Val]) -> Val:
-        out = fn(*self.numbers(args))
-        return Val(self.record(out), all(a.const for a in args))
+    def operator(
+        self, fn: Callable[..., torch.Tensor], args: list[Val], site: _Site | None
+    ) -> Val:
+        out = fn(*self.gated(site, self.numbers(args)))
+        return Val(self.record(self.ran(site, out)), all(a.const for a in args))
 
     # --- the walk -------------------------------------------------------------------
     def ev(self, node: ast.AST) -> Val:
@@ -243,45 +384,51 @@ class _Evaluator:
         return Val(self.leaves[node.id], False)
 
     def _UnaryOp(self, node: ast.UnaryOp) -> Val:
-        operand = self.ev(node.operand)
+        if isinstance(node.op, ast.UAdd):
+            return self.ev(node.operand)
+        site = self.site()
+        operand = self.under(site, node.operand)
         if isinstance(node.op, ast.Not):
-            return self.apply(registry.BY_NAME["not"], [operand])
+            return self.apply(registry.BY_NAME["not"], [operand], site)
         if isinstance(node.op, ast.USub):
-            out = self.operator(torch.neg, [operand])
+            out = self.operator(torch.neg, [operand], site)
             if operand.literal is not None:
                 out.literal = -operand.literal
             return out
-        if isinstance(node.op, ast.UAdd):
-            return operand
         raise ValueError(f"the oracle does not know {type(node.op).__name__}")
 
     def _BinOp(self, node: ast.BinOp) -> Val:
-        left, right = self.ev(node.left), self.ev(node.right)
+        site = self.site()
+        left, right = self.under(site, node.left), self.under(site, node.right)
         op = type(node.op)
         if op is ast.Add:
-            return self.apply(registry.BY_NAME["add"], [left, right])
+            return self.apply(registry.BY_NAME["add"], [left, right], site)
         if op is ast.Mult:
-            return self.apply(registry.BY_NAME["mul"], [left, right])
+            return self.apply(registry.BY_NAME["mul"], [left, right], site)
         if op is ast.Pow:
-            return self.apply(registry.BY_NAME["pow"], [left, right])
+            return self.apply(registry.BY_NAME["pow"], [left, right], site)
         if op is ast.Sub:
-            return self.operator(torch.sub, [left, right])
+            return self.operator(torch.sub, [left, right], site)
         if op is ast.Div:
-            return self.operator(torch.div, [left, right])
+            return self.operator(torch.div, [left, right], site)
         raise ValueError(f"the oracle does not know {op.__name__}")
 
+    # Masks carry no gradient: their operations need no gate (their operands' own
+    # operations still get theirs, never reached by a backward pass).
     def _BoolOp(self, node: ast.BoolOp) -> Val:
         rule = registry.BY_NAME["and" if isinstance(node.op, ast.And) else "or"]
-        result = self.ev(node.values[0])
+        site = self.site()
+        result = self.under(site, node.values[0])
         for value in node.values[1:]:
-            result = self.apply(rule, [result, self.ev(value)])
+            result = self.apply(rule, [result, self.under(site, value)])
         return result
 
     def _Compare(self, node: ast.Compare) -> Val:
-        left = self.ev(node.left)
+        site = self.site()
+        left = self.under(site, node.left)
         result: Val | None = None
         for op, comparator in zip(node.ops, node.comparators, strict=True):
-            right = self.ev(comparator)
+            right = self.under(site, comparator)
             mask = self.apply(registry.BY_NAME[_COMPARE_ROWS[type(op)]], [left, right])
             if result is None:
                 result = mask
@@ -294,18 +441,41 @@ class _Evaluator:
     def _Call(self, node: ast.Call) -> Val:
         if not isinstance(node.func, ast.Name) or node.keywords:
             raise ValueError("only plain calls f(a, b) are in the language")
-        name = node.func.id
-        args = [self.ev(a) for a in node.args]
-        for rule in registry.rules_named(name):
-            low, high = rule.arity
-            if low <= len(args) and (high is None or len(args) <= high):
-                if rule.build is None:
-                    return self.apply(rule, args)
-                return self.expand(rule.build, args)
-        raise ValueError(f"no registry row {name}() with {len(args)} arguments")
+        name, count = node.func.id, len(node.args)
+        fits = [
+            rule
+            for rule in registry.rules_named(name)
+            if rule.arity[0] <= count
+            and (rule.arity[1] is None or count <= rule.arity[1])
+        ]
+        site = self.site()
+        if not fits:
+            for a in node.args:
+                self.under(site, a)
+            raise ValueError(f"no registry row {name}() with {count} arguments")
+        rule = fits[0]
+        if rule.name == "where":
+            branches = (_Branch(site, False), _Branch(site, True))
+            cond, a, b = node.args
+            args = [
+                self.under(site, cond),
+                self.under(branches[0], a),
+                self.under(branches[1], b),
+            ]
+            return self.apply(rule, args, site, branches)
+        args = [self.under(site, a) for a in node.args]
+        if rule.build is None:
+            return self.apply(rule, args, site)
+        return self.expand(rule.build, args, site)
 
-    def expand(self, build: Callable[..., sp.Expr], args: list[Val]) -> Val:
-        """A builder's expansion into registry rows, run on the argument tensors."""
+    def expand(
+        self, build: Callable[..., sp.Expr], args: list[Val], site: _Site | None
+    ) -> Val:
+        """A builder's expansion into registry rows, run on the argument tensors.
+
+        Inside a branch each row of the expansion gets its own site under the one that
+        consumes it; the arguments, evaluated under the call's site, get the same gate
+        that way (the expansions are elementwise folds or a single row)."""
         dummies = [sp.Dummy(f"a{i}", real=True) for i in range(len(args))]
         try:
             probe = build(*dummies)
@@ -318,15 +488,16 @@ class _Evaluator:
             probe = build(*placeholders)
         slots = dict(zip(dummies, args, strict=True))
 
-        def walk(expr: sp.Expr) -> Val:
+        def walk(expr: sp.Expr, at: _Site | None) -> Val:
             if expr in slots:
                 return slots[expr]
             if expr.is_Number:
                 return self.const(float(expr))
             rule = registry.rule_for(expr)
-            return self.apply(rule, [walk(a) for a in expr.args])
+            inner = [walk(a, None if at is None else _Site(at)) for a in expr.args]
+            return self.apply(rule, inner, at)
 
-        return walk(probe)
+        return walk(probe, site)
 
 
 def _leaves(
@@ -413,17 +584,6 @@ def value_and_grad(
     else:
         grads = {n: torch.zeros_like(t).detach() for n, t in leaves.items()}
 
-    filled = 0
-    if ev.has_where:
-        for name in names:
-            nan = torch.isnan(grads[name])
-            if bool(nan.any()):
-                grads[name] = grads[name].clone()
-                for index in nan.nonzero().tolist():
-                    grads[name][tuple(index)] = _forward_element(
-                        tree, leaves, fdtype, name, tuple(index), g
-                    )
-                    filled += 1
     for grad in grads.values():
         grad_scale = max(grad_scale, _max_abs(grad))
     return Result(
@@ -433,33 +593,7 @@ def value_and_grad(
         rows=ev.rows,
         value_scale=value_scale,
         grad_scale=grad_scale,
-        forward_filled=filled,
     )
-
-
-def _forward_element(
-    tree: ast.Expression,
-    leaves: Mapping[str, torch.Tensor],
-    fdtype: torch.dtype,
-    name: str,
-    index: tuple[int, ...],
-    g: torch.Tensor,
-) -> torch.Tensor:
-    """d sum(f * g) / d name[index] in forward mode (where's tangent is a select)."""
-    primal = leaves[name].detach()
-    tangent = torch.zeros_like(primal)
-    tangent[index] = 1
-    with fwAD.dual_level(), warnings.catch_warnings():
-        # forward AD's first use scripts a helper: torch's own DeprecationWarning
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        duals = {n: t.detach() for n, t in leaves.items()}
-        duals[name] = fwAD.make_dual(primal, tangent)
-        with torch.no_grad():  # forward AD works under no_grad; no graph is kept
-            out, _ = _evaluate(tree, duals, fdtype)
-        t_out = fwAD.unpack_dual(out).tangent
-    if t_out is None:
-        return torch.zeros((), dtype=primal.dtype)
-    return (t_out * g).sum().to(primal.dtype)
 
 
 # --- judging an answer against the oracle -------------------------------------------
