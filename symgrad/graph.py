@@ -135,7 +135,11 @@ class Graph:
                 symbolic = _symbolic_constant(rule, args)
             return self.const(value, symbolic)
         key = (op, *(a.id for a in args))
-        return self._add(key, op=op, args=args)
+        node = self._add(key, op=op, args=args)
+        if op == "where" and args[1].is_const and args[2].is_const:
+            # both branches numbers: the result takes the inputs' dtype, as a mask does
+            return self.apply("float", node, self.dtype())
+        return node
 
     def as_number(self, node: Node) -> Node:
         """A mask as exact 0/1 in the inputs' dtype (a number stays as it is)."""

@@ -286,6 +286,8 @@ def _backward(
                 term = graph.apply("select", gate, term)
             if deps[target.id] < deps[node.id]:  # broadcast: sum back
                 term = graph.apply("unbroadcast", term, target, node)
+                if branch_gate is not None:  # the gate, or-reduced to target's shape
+                    branch_gate = graph.apply("any_like", branch_gate, target)
             pending.setdefault(target.id, []).append(
                 Contribution(node, position, target, term)
             )
@@ -326,7 +328,7 @@ def _local_terms(
             term_expr: sp.Expr = g
         elif partial.func is F.select:  # a rule that selects: keep the upstream out
             term_expr = F.select(partial.args[0], g * partial.args[1])
-        elif _piecewise_constant(partial):
+        elif _piecewise_constant(partial) or partial.func is F.where:
             term_expr = _select(partial, g)
         else:
             term_expr = g * partial
@@ -366,9 +368,13 @@ def _select(partial: sp.Expr, upstream: sp.Expr) -> sp.Expr:
     and where's backward), so an infinite or nan upstream gradient is stopped where the
     partial is 0: inf * 0 would give nan.
     """
-    if partial.func is F.where:  # where(c, a, b)'s own partials: select each side
+    if partial.func is F.where:  # select between the sides; each side as it is
         cond, a, b = partial.args
-        return F.where(cond, _select(a, upstream), _select(b, upstream))
+
+        def side(p: sp.Expr) -> sp.Expr:
+            return _select(p, upstream) if _piecewise_constant(p) else upstream * p
+
+        return F.where(cond, side(a), side(b))
     if partial.is_Number:
         return upstream * partial
     pieces = [_masked_piece(term) for term in sp.Add.make_args(partial)]

@@ -91,6 +91,29 @@ def _size(x):
     return np.asarray(np.size(x), dtype=np.result_type(x, np.float16))
 
 
+def _norm2(x):
+    """sqrt(sum(x**2)) over all elements, scaled by the largest |x| so that neither
+    underflows nor overflows (1e-200 and 1e200 elements have their exact norms)."""
+    a = np.abs(x)
+    scale = np.max(a) if np.size(a) else np.zeros((), dtype=np.result_type(a))
+    if not (np.isfinite(scale) and scale > 0):  # 0, inf or nan: nothing to scale
+        return np.sqrt(np.sum(a * a))
+    r = a / scale
+    return scale * np.sqrt(np.sum(r * r))
+
+
+def _any_like(mask, target):
+    """`mask`, or-reduced over the axes broadcasting added to `target`'s shape."""
+    shape = np.shape(target)
+    full = np.shape(mask)
+    if full == shape:
+        return mask
+    extra = len(full) - len(shape)
+    m = np.any(mask, axis=tuple(range(extra))) if extra > 0 else mask
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and np.shape(m)[i] != 1)
+    return np.any(m, axis=axes, keepdims=True) if axes else m
+
+
 def _sign(x):
     """-1, 0 or 1, and 0 for nan, as PyTorch's sign ((0 < x) - (x < 0))."""
     return np.where(np.isnan(x), 0, np.sign(x))
@@ -127,6 +150,8 @@ def _logsumexp(x):
 
 def _prod_grad(x, product):
     """d prod(x) / dx: product / x, or the exact product of the others if x has 0."""
+    if np.size(x) == 1:  # the product of no other elements: exactly 1
+        return np.ones_like(x)
     zeros = x == 0
     if not np.any(zeros):
         return product / x
