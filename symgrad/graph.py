@@ -132,7 +132,7 @@ class Graph:
             value = fold(op, [a.value for a in args])  # type: ignore[misc]
             symbolic = None
             if self.symbolic_constants:
-                symbolic = _symbolic_constant(rule, args)
+                symbolic = _symbolic_constant(rule, args, value)
             return self.const(value, symbolic)
         key = (op, *(a.id for a in args))
         node = self._add(key, op=op, args=args)
@@ -154,7 +154,9 @@ class Graph:
 SMALL_EXACT = 100.0
 
 
-def _symbolic_constant(rule: registry.Rule, args: tuple[Node, ...]) -> Any:
+def _symbolic_constant(
+    rule: registry.Rule, args: tuple[Node, ...], value: float | bool
+) -> Any:
     """The exact SymPy form of an operation on constants (display only), or None."""
     import sympy as sp
 
@@ -176,6 +178,16 @@ def _symbolic_constant(rule: registry.Rule, args: tuple[Node, ...]) -> Any:
     except (ArithmeticError, ValueError, TypeError):
         return None
     if form.has(sp.zoo, sp.I, sp.nan, sp.oo, -sp.oo, sp.AccumBounds):
+        return None
+    if any(type(f) not in registry.BY_CLASS for f in form.atoms(sp.Function)):
+        return None  # atan2(y, -inf) is 2*pi*Heaviside(y) - pi in SymPy
+    try:  # SymPy's floats have no exponent limit: 1e-300 * 1e-300 is not 0 there
+        exact = float(form)
+    except (TypeError, ValueError):
+        return None
+    if not math.isclose(exact, float(value), rel_tol=1e-12) or (form == 0) != (
+        value == 0
+    ):
         return None
     return form
 

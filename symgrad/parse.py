@@ -86,6 +86,7 @@ def _row(op: ast.AST, operands: int) -> str:
     """The registry row of a Python operator with this many operands."""
     return registry.BY_OPERATOR[(_SPELLED[type(op)], operands)].name
 
+
 _UNSUPPORTED_BINOP = {
     ast.FloorDiv: "'//' is not supported; write floor(a / b)",
     ast.Mod: "'%' is not supported",
@@ -144,9 +145,14 @@ def to_sympy(output: Node) -> sp.Expr:
                 built[node.id] = rule.to_sympy(*args)
             except (ArithmeticError, ValueError, TypeError):
                 built[node.id] = sp.nan
-            if built[node.id].has(sp.zoo, sp.I, sp.AccumBounds):
-                if rule.cls is not None:
-                    built[node.id] = rule.cls(*args, evaluate=False)
+            form = built[node.id]
+            if rule.cls is not None and (
+                form.has(sp.zoo, sp.I, sp.AccumBounds)
+                or any(
+                    type(f) not in registry.BY_CLASS for f in form.atoms(sp.Function)
+                )
+            ):  # SymPy evaluated into something symgrad does not write: keep the call
+                built[node.id] = rule.cls(*args, evaluate=False)
     return built[output.id]
 
 
@@ -333,9 +339,7 @@ def _top_level_operators(source: str) -> dict[str, list[tuple[int, str]]] | None
             continue
         elif ch in "*/":
             cuts["product"].append((i, ch))
-        elif ch in "<>=!%@&|^~,:;#'\"" or (
-            ch.isalpha() and _keyword_at(source, i)
-        ):
+        elif ch in "<>=!%@&|^~,:;#'\"" or (ch.isalpha() and _keyword_at(source, i)):
             return None
         if not ch.isspace():
             last = ch
@@ -629,7 +633,7 @@ class _Builder:
             p = args[1]
             ops = {2.0: "norm", 1.0: "norm1", math.inf: "norminf"}
             if not p.is_const or p.value not in ops:
-                raise self.fail("norm(x, p): p must be the number 1, 2 or inf", node)
+                raise self.fail("norm(x, p) supports p = 1, 2 or inf (a number)", node)
             return graph.apply(ops[p.value], args[0])  # type: ignore[index]
         for rule in registry.rules_named(name):
             low, high = rule.arity

@@ -308,7 +308,8 @@ RULES: tuple[Rule, ...] = (
         grad=lambda a, out: (sp.S.NegativeOne,),
         numpy="-{0}",
         torch=lambda t, a: -a,
-        sympy=lambda a: -a,
+        # -(x + 1) as written: SymPy would distribute the sign over the sum
+        sympy=lambda a: sp.Mul(sp.S.NegativeOne, a, evaluate=not a.is_Add),
         operator="-",
         mpmath=lambda mp, a: -a,
     ),
@@ -324,7 +325,12 @@ RULES: tuple[Rule, ...] = (
         numpy="{0} / {1}",
         torch=lambda t, a, b: a / b,
         arity=(2, 2),
-        sympy=lambda a, b: a / b,
+        # x/0 as written: SymPy would make it complex infinity times x
+        sympy=lambda a, b: (
+            a / b
+            if b != 0
+            else sp.Mul(a, sp.Pow(b, -1, evaluate=False), evaluate=False)
+        ),
         domain=((-3, 3), (0.5, 3)),
         kinks_at=((0.0, 0.0), (1.0, 0.0)),
         operator="/",

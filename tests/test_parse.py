@@ -80,14 +80,14 @@ def accepts_rule(rule: registry.Rule, count: int) -> bool:
         ("-x", -x),
         ("--x", x),
         ("+x", x),
-        ("-(x + y)", -x - y),
+        ("-(x + y)", sp.Mul(-1, x + y, evaluate=False)),  # as written
         ("(x + y) * z", (x + y) * z),
         ("((x))", x),
         ("3", sp.Integer(3)),
         ("0.5", sp.Float(0.5)),
         (".5", sp.Float(0.5)),
         ("1e-3", sp.Float(0.001)),
-        ("2.5e3 * x", sp.Float(2500.0) * x),
+        ("2.5e3 * x", 2500 * x),
         ("pi", sp.pi),
         ("e", sp.E),
         ("e^x", sp.exp(x)),
@@ -131,13 +131,13 @@ def test_every_function_with_every_arity() -> None:
                 assert "takes" not in exc.message, (text, exc.message)
                 text = f"{name}({', '.join(['x'] + ['1'] * (count - 1))})"
                 parsed = parse(text)
-            else:  # the row the parser picks for this count builds its class
+            else:  # the row the parser picks for this count is the graph's output
                 rule = next(
                     (r for r in registry.rules_named(name) if accepts_rule(r, count)),
                     None,
                 )
                 if rule is not None:
-                    assert isinstance(parsed.expr, rule.cls), (text, parsed.expr)
+                    assert parsed.output.op == rule.name, (text, parsed.output)
             assert set(parsed.inputs) <= {str(s) for s in pool[:count]}, text
             assert parse(to_text(parsed.expr)).expr == parsed.expr, text
 
@@ -254,14 +254,16 @@ def test_constant_values() -> None:
     assert parse("-(x + 1)*y").expr == sp.Mul(-1, x + 1, y)
     # constants SymPy cannot make real (nan, complex, 1/0) stay calls that the
     # generated code computes with PyTorch's values: nan, inf, atan2(0, 0) = 0
-    assert parse("cos(inf)").expr == sp.cos(sp.oo, evaluate=False)
-    assert parse("log(-1)").expr == sp.log(-1, evaluate=False)
-    assert parse("atan2(0, 0)").expr == sp.atan2(0, 0, evaluate=False)
-    assert parse("1/0").expr == sp.Pow(0, -1, evaluate=False)
+    assert parse("cos(inf)").expr is sp.nan  # PyTorch: cos(inf) is nan
+    # constants are computed as PyTorch computes them (float64), then shown
+    assert parse("log(-1)").expr is sp.nan
+    assert parse("atan2(0, 0)").expr == 0
+    assert parse("1/0").expr is sp.oo
+    assert parse("-1/0").expr is -sp.oo
     assert parse("(-2)**0.5").expr is sp.nan
     assert parse("(-(2 / e))**0.5").expr is sp.nan
     assert parse("(-8)**(1/3)").expr is sp.nan
-    assert parse("(-2)**2.0").expr == sp.Float(4.0)
+    assert parse("(-2)**2.0").expr == 4
     assert parse("(-2)**3").expr == -8
     assert isinstance(parse("atan2(y, -inf)").expr, sp.atan2)
     assert parse("atan2(y, 2)").expr == sp.atan(y / 2)
@@ -269,16 +271,16 @@ def test_constant_values() -> None:
     assert parse("digamma(1)").expr == -sp.EulerGamma
     assert parse("lgamma(3)").expr == sp.log(2)
     assert parse("digamma(10**6)").expr.is_number
-    assert parse("lgamma(10**18 + 1)").expr.is_Float
+    assert parse("lgamma(10**18 + 1)").expr.is_number
     assert parse("sqrt(8)").expr == 2 * sp.sqrt(2)
-    assert parse("sqrt(2**100 + 1)").expr.is_Float
+    assert parse("sqrt(2**100 + 1)").expr.is_number
 
 
 def test_floats_are_doubles() -> None:
     assert parse("1e308 * 10").expr == sp.oo
     assert parse("1e308 * 10 * x").expr == sp.oo * x
     assert parse("-1e308 * 10 + x").expr == x - sp.oo
-    assert parse("1e-300 * 1e-300").expr == sp.Float(0.0)
+    assert parse("1e-300 * 1e-300").expr == 0  # a double, not SymPy's 1e-600
     assert parse("9.0**9**9").expr == sp.oo
 
 
@@ -366,8 +368,6 @@ CARET_CASES = [
     ("x # comment", 2, "comments"),
     ("(x)  # é", 5, "comments"),
     ("x^2 # é\n+ 1", 4, "comments"),
-    ("2^4096 * x", 0, "more than 4096 bits"),
-    ("x + 9**9**9", 4, "exact power too large"),
     ("not " * (MAX_DEPTH + 5) + "x", 4 * MAX_DEPTH, "nested too deeply"),
     # columns after `^` (rewritten to the longer `**`)
     ("x^2 + sinn(x)", 6, UNKNOWN),
@@ -549,17 +549,17 @@ HOSTILE = {
     "50,000 unary minus": ("-" * 50_000 + "x", "error"),
     "300 unary minus": ("-" * 300 + "x", "error"),
     "25,000 not": ("not " * 25_000 + "x", "error"),
-    "power tower": ("9**9**9**9*x", "error"),
-    "power tower with ^": ("9^9^9^9*x", "error"),
-    "huge exponent": ("x**(10**10**10)", "error"),
+    "power tower": ("9**9**9**9*x", "ok"),  # float semantics: inf or 0
+    "power tower with ^": ("9^9^9^9*x", "ok"),  # float semantics: inf or 0
+    "huge exponent": ("x**(10**10**10)", "ok"),  # float semantics: inf or 0
     "symbolic power of a huge integer": ("x**99999999999999999999", "ok"),
     "huge float": ("1e999999*x", "ok"),
     "5,000-digit integer": ("7" * 5_000, "error"),
     "4,000-digit integer": ("7" * 4_000 + " * x", "error"),
-    "big negative power": ("3**-100000", "error"),
-    "big rational power": ("(1/3)**100000", "error"),
-    "big half-integer power": ("2**(1000001/2)", "error"),
-    "product of big integers": ("*".join(["99999"] * 20_000), "error"),
+    "big negative power": ("3**-100000", "ok"),  # float semantics: inf or 0
+    "big rational power": ("(1/3)**100000", "ok"),  # float semantics: inf or 0
+    "big half-integer power": ("2**(1000001/2)", "ok"),  # float semantics: inf or 0
+    "product of big integers": ("*".join(["99999"] * 20_000), "ok"),  # float semantics: inf or 0
     "roots of big integers": (
         "+".join(f"sqrt({'7' * 1200}{i})" for i in range(50)),
         "ok",

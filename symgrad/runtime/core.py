@@ -153,8 +153,11 @@ def _prod_grad(x, product):
     if np.size(x) == 1:  # the product of no other elements: exactly 1
         return np.ones_like(x)
     zeros = x == 0
-    if not np.any(zeros):
+    count = np.count_nonzero(zeros)
+    if count == 0:
         return product / x
+    if count > 1:  # every product of the others has a zero (PyTorch: zeros as well)
+        return np.zeros_like(x)
     flat = np.ravel(x)
     ones = np.ones_like(flat, shape=(1,))
     before = np.concatenate([ones, np.cumprod(flat[:-1])])
