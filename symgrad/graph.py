@@ -89,6 +89,7 @@ class Graph:
     _dtype: Node | None = field(default=None, repr=False)
     # Keep constants' exact forms for display (the parser; not the reverse program).
     symbolic_constants: bool = False
+    _masks: set[int] = field(default_factory=set, repr=False)  # ids of mask nodes
 
     def _add(self, key: tuple[object, ...], **kwargs: object) -> Node:
         node = self._index.get(key)
@@ -96,6 +97,8 @@ class Graph:
             node = Node(id=len(self.nodes), **kwargs)  # type: ignore[arg-type]
             self.nodes.append(node)
             self._index[key] = node
+            if node.is_mask:
+                self._masks.add(node.id)
         return node
 
     def input(self, name: str) -> Node:
@@ -122,10 +125,12 @@ class Graph:
     def apply(self, op: str, *args: Node) -> Node:
         """The node `op(*args)`: masks used as numbers are cast, constants folded."""
         rule = registry.BY_NAME[op]
-        args = tuple(
-            self.as_number(a) if a.is_mask and i not in rule.mask_args else a
-            for i, a in enumerate(args)
-        )
+        masks = self._masks
+        if any(a.id in masks for a in args):
+            args = tuple(
+                self.as_number(a) if a.id in masks and i not in rule.mask_args else a
+                for i, a in enumerate(args)
+            )
         if args and all(a.is_const for a in args):
             from symgrad.evaluate import fold
 

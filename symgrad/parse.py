@@ -567,17 +567,20 @@ class _Builder:
     def build(self, node: ast.AST) -> Node:
         """The graph of a validated tree, built without recursion (sums can be long)."""
         built: dict[int, Node] = {}
-        stack: list[tuple[ast.AST, bool]] = [(node, False)]
+        children: dict[int, list[ast.AST]] = {}
+        stack: list[ast.AST] = [node]
         while stack:
-            item, ready = stack.pop()
-            if id(item) in built:
-                continue
-            children = self._operands(item)
-            if not ready:
-                stack.append((item, True))
-                stack.extend((c, False) for c in reversed(children))
-                continue
-            built[id(item)] = self._node(item, [built[id(c)] for c in children])
+            item = stack[-1]
+            key = id(item)
+            operands = children.get(key)
+            if operands is None:
+                operands = children[key] = self._operands(item)
+                if operands:
+                    stack.extend(reversed(operands))
+                    continue
+            stack.pop()
+            if key not in built:
+                built[key] = self._node(item, [built[id(c)] for c in operands])
         return built[id(node)]
 
     @staticmethod

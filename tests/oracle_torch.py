@@ -246,8 +246,9 @@ def _trigamma_poles(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
 
 
 class _NoSlopeAtMinusInf(torch.autograd.Function):
-    """trigamma's argument: the identity; backward nan where it is -inf (no reference:
-    torch.polygamma(2, -inf) is -inf, though trigamma(-inf) itself is nan)."""
+    """digamma's and trigamma's argument: the identity; backward nan where it is -inf
+    (no reference: torch.polygamma(2, -inf) is -inf and polygamma(1, -inf) is 0,
+    though digamma(-inf) and trigamma(-inf) are nan: poles at every integer below)."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor) -> Any:
@@ -339,7 +340,7 @@ class _Evaluator:
         for branch in branches:  # where: its condition, as its reference reads it
             branch.cond = tensors[0].detach() != 0
         operands = self.gated(site, tensors)
-        if rule.name == "trigamma" and operands[0].requires_grad:
+        if rule.name in ("digamma", "trigamma") and operands[0].requires_grad:
             operands[0] = _NoSlopeAtMinusInf.apply(operands[0])
         out = rule.torch(torch, *operands)
         if not torch.is_tensor(out):
