@@ -25,9 +25,12 @@ from symgrad.printing import latex_name, latex_rows, to_latex, to_sympy_text, to
 from symgrad.registry import SMOOTH
 
 CONVENTIONS = ("torch", "jax")
-# Above this many characters the formulas are not assembled for display (the program,
-# and the generated code, are the same size as the expression; formulas can be larger).
-DISPLAY_LIMIT = 20_000
+# Display budgets, in operations of the graph: above the first, the expression is
+# shown as the user typed it (SymPy is not asked to build it); above the second, the
+# derivative formulas are omitted (SymPy's assembly grows faster than the program).
+# The numbers and the generated code never depend on them.
+DISPLAY_NODES = 3_000
+FORMULA_NODES = 400
 
 
 @dataclass
@@ -206,16 +209,17 @@ def _derive(
                 f"--wrt names '{name}', which is not an input "
                 f"(inputs: {', '.join(names) or 'none'})"
             )
+    size = len(parsed.graph.nodes)
     derivation = Derivation(
         text=parsed.text,
-        expression=parsed.expr,
+        expression=parsed.expr if size <= DISPLAY_NODES else _as_typed(parsed.text),
         inputs=names,
         wrt=wanted,
         convention=convention,
         parsed=parsed,
     )
-    derivation.notes = _notes(parsed.expr, convention)
-    if len(parsed.text) <= DISPLAY_LIMIT:
+    derivation.notes = _notes(parsed, convention)
+    if size <= FORMULA_NODES:
         shown = program.build(parsed.expr, names, wanted, convention, readable=True)
         grads = program.gradient_expressions(shown)
         derivation.derivatives = {n: _tidy(grads[n]) for n in wanted}
@@ -310,34 +314,41 @@ def _into_branches(expr: sp.Expr) -> sp.Expr:
         return expr
 
 
-def _notes(expr: sp.Expr, convention: str) -> list[str]:
+def _as_typed(text: str) -> sp.Expr:
+    """A stand-in that prints as the user's text (expressions too large to show)."""
+    return sp.Symbol(" ".join(text.split()))
+
+
+def _notes(parsed: Parsed, convention: str) -> list[str]:
+    """One note per function with a kink convention, in order of appearance."""
     from symgrad import registry
+    from symgrad.graph import ancestors
+    from symgrad.parse import to_sympy
 
     notes: list[str] = []
     seen: set[str] = set()
-    for node in sp.preorder_traversal(expr):
-        if not isinstance(node, sp.Basic) or not node.args:
+    for node in ancestors([parsed.output]):
+        rule = registry.BY_NAME.get(node.op)
+        if rule is None or not rule.is_public or rule.kink == SMOOTH:
             continue
-        rule = registry.BY_CLASS.get(node.func)
-        if rule is None or rule.kink == SMOOTH or rule.name in seen:
+        if rule.name in seen:
             continue
-        if rule.name == "pow" and node.args[1].is_Number:
-            continue  # x**2 and sqrt(x): no kink convention involved
+        if rule.name == "pow" and node.args[1].is_const:
+            continue  # x**2 and x**0.5: no kink convention involved
         seen.add(rule.name)
-        if node.func in F.MASKS:
+        if rule.mask:
             notes.append(
-                f"{to_text(node).strip('()')} is piecewise constant: its "
+                f"{to_text(to_sympy(node)).strip('()')} is piecewise constant: its "
                 "derivative is 0 everywhere (PyTorch gives a comparison's "
                 "output no gradient at all)"
             )
+        elif convention == "jax" and rule.jax is not None:
+            notes.append(
+                f"{rule.signature}: JAX's convention is used here "
+                f"(PyTorch's: {rule.kink})"
+            )
         else:
-            if convention == "jax" and rule.jax is not None:
-                notes.append(
-                    f"{rule.signature}: JAX's convention is used here "
-                    f"(PyTorch's: {rule.kink})"
-                )
-            else:
-                notes.append(f"{rule.signature}: {rule.kink}")
+            notes.append(f"{rule.signature}: {rule.kink}")
     return notes
 
 

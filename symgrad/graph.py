@@ -104,6 +104,10 @@ class Graph:
     def input(self, name: str) -> Node:
         return self._add(("input", name), op="input", name=name)
 
+    def find_input(self, name: str) -> Node | None:
+        """The input node called `name`, if the graph has one."""
+        return self._index.get(("input", name))
+
     def inputs(self) -> list[Node]:
         return [n for n in self.nodes if n.op == "input" and n.name != GRAD_OUTPUT]
 

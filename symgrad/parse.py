@@ -123,11 +123,23 @@ def symbol(name: str) -> sp.Symbol:
 
 
 def to_sympy(output: Node) -> sp.Expr:
-    """The SymPy form of a graph node, built from the registry rows (for display)."""
+    """The SymPy form of a graph node, built from the registry rows (for display).
+
+    A chain of sums `a + b - c + ...` becomes one SymPy Add of all its terms (adding
+    them one at a time would copy the growing sum each time: quadratic)."""
     from symgrad.graph import ancestors
 
+    nodes = ancestors([output])
+    uses: dict[int, int] = {}
+    chained: set[int] = set()  # sums used once, as the left operand of a sum
+    for node in nodes:
+        for position, arg in enumerate(node.args):
+            uses[arg.id] = uses.get(arg.id, 0) + 1
+            if node.op in _SUMS_OPS and position == 0 and arg.op in _SUMS_OPS:
+                chained.add(arg.id)
     built: dict[int, sp.Expr] = {}
-    for node in ancestors([output]):
+    pending: dict[int, list[sp.Expr]] = {}
+    for node in nodes:
         if node.op == "input":
             built[node.id] = symbol(node.name or "")
         elif node.op == "const":
@@ -138,22 +150,43 @@ def to_sympy(output: Node) -> sp.Expr:
             )
         elif node.op == "dtype":
             built[node.id] = sp.S.One
+        elif node.op in _SUMS_OPS:
+            left, right = node.args
+            terms = pending.pop(left.id, None)
+            if terms is None:
+                terms = [built[left.id]]
+            term = built[right.id]
+            terms.append(term if node.op == "add" else _negated(term))
+            if node.id in chained and uses.get(node.id) == 1:
+                pending[node.id] = terms
+            else:
+                built[node.id] = sp.Add(*terms)
         else:
-            rule = registry.BY_NAME[node.op]
-            args = [built[a.id] for a in node.args]
-            try:
-                built[node.id] = rule.to_sympy(*args)
-            except (ArithmeticError, ValueError, TypeError):
-                built[node.id] = sp.nan
-            form = built[node.id]
-            if rule.cls is not None and (
-                form.has(sp.zoo, sp.I, sp.AccumBounds)
-                or any(
-                    type(f) not in registry.BY_CLASS for f in form.atoms(sp.Function)
-                )
-            ):  # SymPy evaluated into something symgrad does not write: keep the call
-                built[node.id] = rule.cls(*args, evaluate=False)
+            built[node.id] = _sympy_call(node, [built[a.id] for a in node.args])
     return built[output.id]
+
+
+_SUMS_OPS = frozenset({"add", "sub"})
+
+
+def _negated(term: sp.Expr) -> sp.Expr:
+    """-term, a sum kept whole (x - (y + z) as written, not x - y - z)."""
+    return sp.Mul(sp.S.NegativeOne, term, evaluate=not term.is_Add)
+
+
+def _sympy_call(node: Node, args: list[sp.Expr]) -> sp.Expr:
+    rule = registry.BY_NAME[node.op]
+    try:
+        form = rule.to_sympy(*args)
+    except (ArithmeticError, ValueError, TypeError):
+        return sp.nan
+    if rule.cls is None or type(form) is rule.cls or form.is_Atom:
+        return form  # as asked: nothing new inside
+    if form.has(sp.zoo, sp.I, sp.AccumBounds) or any(
+        type(f) not in registry.BY_CLASS for f in form.atoms(sp.Function)
+    ):  # SymPy evaluated into something symgrad does not write: keep the call
+        return rule.cls(*args, evaluate=False)
+    return form
 
 
 def _sympy_number(value: float | bool) -> sp.Expr:

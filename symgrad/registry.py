@@ -1111,7 +1111,10 @@ RULES: tuple[Rule, ...] = (
         "prod(x)",
         "product of all elements",
         names=("prod",),
-        grad=lambda x, out: (F.prod_grad(x, out),),
+        # selected: with two zeros every partial is 0 whatever the upstream (PyTorch)
+        grad=lambda x, out: (
+            F.select(F.ne(F.prod_grad(x, out), 0), F.prod_grad(x, out)),
+        ),
         shown=lambda x, out: (out / x,),
         kink="where x has zeros, the exact product of the other elements, as PyTorch",
         numpy="np.prod({0})",

@@ -25,6 +25,7 @@ consumer is summed back to the argument's shape (`unbroadcast`).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -95,7 +96,7 @@ class Program:
         from symgrad.evaluate import as_input
 
         bound = {self.input_nodes[n].id: as_input(values[n]) for n in self.inputs}
-        grad_node = self.graph._index.get(("input", GRAD_OUTPUT))
+        grad_node = self.graph.find_input(GRAD_OUTPUT)
         if grad_node is not None and grad_output is not None:
             import numpy as np
 
@@ -225,6 +226,12 @@ def _needs_grad(forward: list[Node], wanted: set[int]) -> set[int]:
     return needs
 
 
+# Past this many inputs a node's set of inputs is not tracked (MANY): sets growing
+# along a long sum would cost quadratic time and memory.
+MAX_TRACKED_INPUTS = 64
+MANY: frozenset[int] = frozenset({-1})  # "possibly any input"
+
+
 def _dependencies(forward: list[Node]) -> dict[int, frozenset[int]]:
     """The inputs each node depends on elementwise (a reduction's result: none)."""
     deps: dict[int, frozenset[int]] = {}
@@ -234,8 +241,22 @@ def _dependencies(forward: list[Node]) -> dict[int, frozenset[int]]:
         elif node.op in ("const", "dtype") or (node.rule and node.rule.reduction):
             deps[node.id] = frozenset()
         else:
-            deps[node.id] = frozenset().union(*(deps[a.id] for a in node.args))
+            parts = [deps[a.id] for a in node.args]
+            if any(p is MANY for p in parts):
+                deps[node.id] = MANY
+                continue
+            union = frozenset().union(*parts)
+            deps[node.id] = union if len(union) <= MAX_TRACKED_INPUTS else MANY
     return deps
+
+
+def _may_broadcast(target: frozenset[int], node: frozenset[int]) -> bool:
+    """Whether `node` may have more elements than its argument `target` (it depends
+    on inputs the argument does not); with untracked sets, conservatively yes (the
+    summing back is a no-op at run time when the shapes agree)."""
+    if node is MANY:
+        return True
+    return target < node
 
 
 def _backward(
@@ -284,7 +305,7 @@ def _backward(
                 )
             elif gate is not None:
                 term = graph.apply("select", gate, term)
-            if deps[target.id] < deps[node.id]:  # broadcast: sum back
+            if len(node.args) > 1 and _may_broadcast(deps[target.id], deps[node.id]):
                 term = graph.apply("unbroadcast", term, target, node)
                 if branch_gate is not None:  # the gate, or-reduced to target's shape
                     branch_gate = graph.apply("any_like", branch_gate, target)
@@ -309,20 +330,85 @@ def _combine_gates(graph: Graph, gates: list[Node | None]) -> Node | None:
 def _local_terms(
     graph: Graph, node: Node, upstream: Node, needs: set[int], convention: str
 ) -> list[tuple[int, Node]]:
-    """(position, upstream * d node / d arg) for each argument that needs a gradient."""
-    rule = node.rule
-    assert rule is not None
-    placeholders = [_placeholder(a, i) for i, a in enumerate(node.args)]
-    partials = rule.partials(placeholders, _OUT, convention)
-    mapping: dict[sp.Basic, Node] = {_G: upstream, _OUT: node}
-    for symbol, arg in zip(placeholders, node.args, strict=True):
+    """(position, upstream * d node / d arg) for each argument that needs a gradient.
+
+    The SymPy rule is instantiated and turned into graph operations once per kind of
+    node (operation, which arguments are which constants, which need a gradient,
+    whether the upstream is the constant 1): a `Recipe`, replayed here."""
+    pattern = tuple(_constant_key(a) for a in node.args)
+    wanted = tuple(a.id in needs for a in node.args)
+    one = upstream.is_const and upstream.value == 1.0
+    recipe = _recipe(node.op, pattern, wanted, one, convention)
+    built: list[Node] = []
+    for op, refs in recipe.steps:
+        if op == "const":
+            built.append(graph.const(refs[0][1]))  # type: ignore[arg-type]
+        elif op == "dtype":
+            built.append(graph.dtype())
+        else:
+            args = [_resolve(ref, built, node, upstream) for ref in refs]
+            built.append(graph.apply(op, *args))
+    return [
+        (position, _resolve(ref, built, node, upstream))
+        for position, ref in recipe.terms
+    ]
+
+
+Ref = tuple[str, object]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Graph operations computing a node's local terms from its arguments (`a`, by
+    position), its output (`o`), the upstream gradient (`g`) and constants (`c`)."""
+
+    steps: tuple[tuple[str, tuple[Ref, ...]], ...]
+    terms: tuple[tuple[int, Ref], ...]
+
+
+def _resolve(ref: Ref, built: list[Node], node: Node, upstream: Node) -> Node:
+    kind, value = ref
+    if kind == "a":
+        return node.args[value]  # type: ignore[index]
+    if kind == "o":
+        return node
+    if kind == "g":
+        return upstream
+    return built[value]  # type: ignore[index]
+
+
+def _constant_key(arg: Node) -> object:
+    """What a rule may see of an argument: a finite nonzero number, else nothing."""
+    value = arg.value
+    if arg.is_const and type(value) is not bool and value and math.isfinite(value):
+        return float(value)
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _recipe(
+    op: str,
+    pattern: tuple[object, ...],
+    wanted: tuple[bool, ...],
+    one: bool,
+    convention: str,
+) -> Recipe:
+    rule = registry.BY_NAME[op]
+    scratch = Graph()
+    placeholders = [_placeholder_symbol(v, i) for i, v in enumerate(pattern)]
+    args = [scratch.input(f"_a{i}") for i in range(len(pattern))]
+    out_node = scratch.input("_out")
+    g_node = scratch.input("_g")
+    mapping: dict[sp.Basic, Node] = {_G: g_node, _OUT: out_node}
+    for symbol, arg in zip(placeholders, args, strict=True):
         if isinstance(symbol, sp.Symbol):
             mapping[symbol] = arg
+    partials = rule.partials(placeholders, _OUT, convention)
     # The gradient of sum(f) starts from the constant 1: folded into the partials.
-    g = sp.S.One if upstream.is_const and upstream.value == 1.0 else _G
-    out: list[tuple[int, Node]] = []
-    for position, (arg, partial) in enumerate(zip(node.args, partials, strict=True)):
-        if arg.id not in needs or partial == 0:
+    g = sp.S.One if one else _G
+    results: list[tuple[int, Node]] = []
+    for position, partial in enumerate(partials):
+        if not wanted[position] or partial == 0:
             continue
         if partial == 1:
             term_expr: sp.Expr = g
@@ -332,22 +418,31 @@ def _local_terms(
             term_expr = _select(partial, g)
         else:
             term_expr = g * partial
-        out.append((position, to_graph(graph, term_expr, mapping)))
-    return out
+        results.append((position, to_graph(scratch, term_expr, mapping)))
+    refs: dict[int, Ref] = {a.id: ("a", i) for i, a in enumerate(args)}
+    refs[out_node.id] = ("o", None)
+    refs[g_node.id] = ("g", None)
+    steps: list[tuple[str, tuple[Ref, ...]]] = []
+    for n in ancestors([r for _, r in results]):
+        if n.id in refs:
+            continue
+        if n.op == "const":
+            steps.append(("const", (("c", n.value),)))
+        elif n.op == "dtype":
+            steps.append(("dtype", ()))
+        else:
+            steps.append((n.op, tuple(refs[a.id] for a in n.args)))
+        refs[n.id] = ("n", len(steps) - 1)
+    return Recipe(tuple(steps), tuple((p, refs[r.id]) for p, r in results))
 
 
-def _placeholder(arg: Node, position: int) -> sp.Expr:
-    """A rule's view of an argument: its number if constant, else a fresh symbol.
-
-    Zero, inf and nan stay symbols: SymPy makes 1/0 and log(0) complex infinity and
-    cannot compare nan, where the graph computes PyTorch's float values."""
-    value = arg.value
-    if arg.is_const and type(value) is not bool and value and math.isfinite(value):
-        value = float(value)
-        if value.is_integer() and abs(value) < 2**53:
-            return sp.Integer(int(value))
-        return sp.Float(value)
-    return sp.Symbol(f"_a{position}", real=True)
+def _placeholder_symbol(value: object, position: int) -> sp.Expr:
+    if value is None:
+        return sp.Symbol(f"_a{position}", real=True)
+    v = float(value)  # type: ignore[arg-type]
+    if v.is_integer() and abs(v) < 2**53:
+        return sp.Integer(int(v))
+    return sp.Float(v)
 
 
 def _piecewise_constant(partial: sp.Expr) -> bool:

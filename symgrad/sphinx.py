@@ -26,9 +26,11 @@ notes, and with options:
 
 Math, the directive's and any other (``:math:``, ``.. math::``), is rendered in the
 reader's browser by KaTeX served from the built site's ``_static/katex/``: no CDN. The
-extension copies KaTeX's CSS, JavaScript and fonts from the npm package ``katex``: it
-looks for ``node_modules/katex/dist`` beside ``conf.py`` and in the folders above it
-(``npm install katex``), or uses ``symgrad_katex_dir`` / ``$SYMGRAD_KATEX_DIR``.
+extension copies KaTeX's CSS, JavaScript and fonts into the site: from
+``symgrad_katex_dir`` / ``$SYMGRAD_KATEX_DIR`` if set, else from the npm package
+``katex`` (``node_modules/katex/dist`` beside ``conf.py`` or in a folder above it,
+``npm install katex``), else from the copy shipped inside symgrad (``symgrad/katex``,
+the version pinned in the repository's ``package.json``).
 """
 
 from __future__ import annotations
