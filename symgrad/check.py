@@ -195,6 +195,8 @@ def run_check(derivation: Derivation, points: int = 20, seed: int = 0) -> Report
             "are checked against jax.grad in tests/test_registry_agreement.py"
         )
     failed = 0
+    uses_where = any(rule.name == "where" for rule in rows)
+    masked_count = 0
     for args in cases:
         _, grads = module.value_and_grad(*args)
         try:
@@ -206,7 +208,18 @@ def run_check(derivation: Derivation, points: int = 20, seed: int = 0) -> Report
             reason = f"{type(exc).__name__}: {exc}"
             continue
         for n, g, w in zip(inputs, grads, want, strict=True):
+            if uses_where:  # PyTorch's nan from an untaken branch: by design, not 0
+                g, w = np.asarray(g, dtype=np.float64), np.asarray(w, dtype=np.float64)
+                masked = np.isnan(w) & ~np.isnan(g)
+                masked_count += int(masked.sum())
+                g = np.where(masked, np.nan, g)
             acc[n].append(_errors(g, w))
+    if masked_count:
+        report.skipped.append(
+            f"where: at {masked_count} element(s) PyTorch's gradient is nan where "
+            "symgrad's is not: the untaken branch sends nothing into symgrad's "
+            "gradient (PyTorch issue 68425); those elements are not compared"
+        )
     if failed:
         report.skipped.append(
             f"PyTorch could not compute {failed} of {len(cases)} points ({reason})"

@@ -125,11 +125,14 @@ def lower(program: Program) -> NumpyProgram:
         }
         return lines, codes
 
-    default_backward, default_gradients = backward_lines(True)
     backward, gradients = backward_lines(False)
+    if program.default_backward is program.backward:  # one pass, run with 1
+        default_backward, default_gradients = None, gradients
+    else:
+        default_backward, default_gradients = backward_lines(True)
     used = {
         m
-        for line in forward + backward + default_backward
+        for line in forward + backward + (default_backward or [])
         for m in _HELPER_CALL.findall(line.code)
     }
     return NumpyProgram(

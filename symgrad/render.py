@@ -256,6 +256,16 @@ def _backward_block(program: NumpyProgram, deleting: Any) -> str:
         body = deleting(lines + finals, {program.value}, set())
         return _body(body, indent)
 
+    if program.default_backward is None:  # one pass serves both
+        return "\n".join(
+            [
+                "        # grad_output=None: the gradient of sum(value)",
+                "        grad_output = (",
+                "            1.0 if grad_output is None else np.asarray(grad_output)",
+                "        )",
+                branch(program.backward, program.gradients, " " * 8),
+            ]
+        ).rstrip()
     return "\n".join(
         [
             "        if grad_output is None:  # the gradient of sum(value)",

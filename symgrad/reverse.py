@@ -38,6 +38,9 @@ from symgrad import registry
 from symgrad.graph import GRAD_OUTPUT, Graph, Node, ancestors
 
 CONVENTIONS = ("torch", "jax")
+# Above this many forward operations one backward pass serves both grad_output=None
+# (run with 1) and a given grad_output: the generated code is half as long.
+ONE_PASS_NODES = 5_000
 
 _G = sp.Symbol("_G", real=True)  # the upstream gradient in a local rule
 _OUT = sp.Symbol("_out", real=True)  # the node's own value in a local rule
@@ -79,7 +82,9 @@ class Program:
     output: Node
     input_nodes: dict[str, Node]
     backward: Backward  # upstream gradient: the grad_output input
-    default_backward: Backward  # upstream gradient: 1 (the gradient of sum(f))
+    # upstream gradient 1 (the gradient of sum(f)) folded into the partials; above
+    # ONE_PASS_NODES it is `backward` itself, run with grad_output = 1
+    default_backward: Backward
 
     @property
     def forward_nodes(self) -> list[Node]:
@@ -97,10 +102,11 @@ class Program:
 
         bound = {self.input_nodes[n].id: as_input(values[n]) for n in self.inputs}
         grad_node = self.graph.find_input(GRAD_OUTPUT)
-        if grad_node is not None and grad_output is not None:
+        if grad_node is not None:
             import numpy as np
 
-            bound[grad_node.id] = np.asarray(grad_output)
+            seed = 1.0 if grad_output is None else np.asarray(grad_output)
+            bound[grad_node.id] = seed
         return bound
 
     def evaluate(
@@ -199,11 +205,13 @@ def build_program(
     deps = _dependencies(forward)
     wanted = {input_nodes[n].id for n in wrt}
     needs = _needs_grad(forward, wanted)
-    default = _backward(
-        graph, forward, output, graph.const(1.0), deps, needs, convention
-    )
     seeded = _backward(
         graph, forward, output, graph.input(GRAD_OUTPUT), deps, needs, convention
+    )
+    default = (
+        _backward(graph, forward, output, graph.const(1.0), deps, needs, convention)
+        if len(forward) <= ONE_PASS_NODES
+        else seeded
     )
     return Program(
         text=text,

@@ -68,3 +68,13 @@ def test_a_reference_that_cannot_compute_is_reported(monkeypatch) -> None:
     monkeypatch.setattr(oracles, "mpmath_gradient", broken)
     report = check.run_check(symgrad.derive("erf(x)"), points=4)
     assert "mpmath could not compute 2 of 2 points" in report.table()
+
+
+def test_where_masking_is_reported_not_a_disagreement() -> None:
+    # PyTorch's gradient is nan at x <= 0 (its untaken sqrt branch); symgrad's is 0
+    report = check.run_check(symgrad.derive("where(x > 0, sqrt(x), 0)"), points=3)
+    assert report.ok, report.table()
+    assert "untaken branch" in report.table()
+    # a real disagreement inside a where is still one
+    bad = check.run_check(symgrad.derive("where(x > 0, x, 0)"), points=3)
+    assert bad.ok
