@@ -1,9 +1,9 @@
 """Sphinx configuration of symgrad's documentation.
 
 Build with ``sphinx-build -W -b html docs docs/_build/html`` (warnings are errors).
-Needs ``pip install -e ".[docs]"`` and KaTeX from npm (``npm ci`` at the repository
-root): math is typeset in the browser by the KaTeX that the build copies into
-``_static/katex``, so the site works offline.
+Needs ``pip install -e ".[docs]"``. Math is typeset in the browser by the KaTeX that
+the build copies into ``_static/katex`` (npm's, after ``npm ci`` at the repository root,
+else the copy shipped inside symgrad), so the site works offline.
 
 Two pages are written at build time, never by hand: ``catalog`` from the registry
 (`symgrad.catalog.catalog_rows`) and ``gallery`` from the seed expressions

@@ -179,6 +179,11 @@ def _pow_grad_jax(b: sp.Expr, e: sp.Expr, out: sp.Expr) -> tuple[sp.Expr, sp.Exp
     return db, de
 
 
+def _keeps(number: sp.Expr, other: sp.Expr) -> bool:
+    """Whether number * other must stay unevaluated to read as written."""
+    return bool(number.is_Number and (other.is_Add or number == 0))
+
+
 def _mul_grad(*args: sp.Expr) -> tuple[sp.Expr, ...]:
     factors = args[:-1]
     return tuple(sp.Mul(*(factors[:i] + factors[i + 1 :])) for i in range(len(factors)))
@@ -280,9 +285,8 @@ RULES: tuple[Rule, ...] = (
         operator="*",
         mpmath=lambda mp, a, b: a * b,
         # 4*(x + 2) as written: SymPy would distribute the number over the sum
-        sympy=lambda a, b: sp.Mul(
-            a, b, evaluate=not (a.is_Number and b.is_Add or b.is_Number and a.is_Add)
-        ),
+        # 0*x too: SymPy would make it 0
+        sympy=lambda a, b: sp.Mul(a, b, evaluate=not (_keeps(a, b) or _keeps(b, a))),
     ),
     Rule(
         "sub",
@@ -294,7 +298,12 @@ RULES: tuple[Rule, ...] = (
         numpy="{0} - {1}",
         torch=lambda t, a, b: a - b,
         arity=(2, 2),
-        sympy=lambda a, b: a - b,
+        # x - x as written: SymPy would make it 0
+        sympy=lambda a, b: (
+            a - b
+            if a != b
+            else sp.Add(a, sp.Mul(-1, b, evaluate=False), evaluate=False)
+        ),
         domain=((-3, 3), (-3, 3)),
         operator="-",
         mpmath=lambda mp, a, b: a - b,
@@ -325,10 +334,10 @@ RULES: tuple[Rule, ...] = (
         numpy="{0} / {1}",
         torch=lambda t, a, b: a / b,
         arity=(2, 2),
-        # x/0 as written: SymPy would make it complex infinity times x
+        # x/0 and x/x as written: SymPy would make them zoo*x and 1
         sympy=lambda a, b: (
             a / b
-            if b != 0
+            if b != 0 and a != b
             else sp.Mul(a, sp.Pow(b, -1, evaluate=False), evaluate=False)
         ),
         domain=((-3, 3), (0.5, 3)),

@@ -2,7 +2,10 @@
 every LaTeX string symgrad emits renders with KaTeX, and a browser typesets the math.
 
 Needs, besides the Python extras `docs` and `plot`: Node.js with KaTeX from npm (`npm
-ci` at the repository root) and Chromium (Debian: `apt-get install chromium`).
+ci` at the repository root) and Chromium (Debian: `apt-get install chromium`). Where
+Node.js, KaTeX or Chromium is missing, the tests that need it are skipped, with the
+reason; with SYMGRAD_REQUIRE_BROWSER=1 in the environment (as CI sets it) they fail
+instead.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import threading
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pytest
@@ -38,7 +41,8 @@ from symgrad.steps import format_steps, trace
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-PAGES = ("index", "tutorial", "directive", "catalog", "gallery")
+PAGES = ("index", "tutorial", "where", "directive", "catalog", "gallery")
+REQUIRE_TOOLS = "SYMGRAD_REQUIRE_BROWSER"
 CDN = re.compile(
     r"cdn\.|jsdelivr|unpkg|googleapis|gstatic|cloudflare|mathjax|polyfill\.io",
     re.IGNORECASE,
@@ -55,6 +59,14 @@ CHROMIUM_FLAGS = [
     "--hide-scrollbars",
     "--virtual-time-budget=10000",
 ]
+
+
+def missing_tool(reason: str) -> NoReturn:
+    """Skip a test for a tool this machine lacks, or fail it where the tools are
+    required (SYMGRAD_REQUIRE_BROWSER=1, as in CI)."""
+    if os.environ.get(REQUIRE_TOOLS, "") not in ("", "0"):
+        pytest.fail(f"{reason} ({REQUIRE_TOOLS} is set: a missing tool is a failure)")
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
@@ -177,11 +189,14 @@ process.stdin.on("end", () => {
 
 
 def _node_and_katex() -> tuple[str, Path]:
+    """Node.js, and KaTeX's script for require(): npm's (`npm ci`), else the copy
+    shipped inside symgrad, which test_shipped_katex_is_npms_pinned_copy checks."""
     node = shutil.which("node")
+    if not node:
+        missing_tool("the KaTeX checks need Node.js (Debian: apt-get install nodejs)")
     katex = find_katex(start=ROOT)
-    assert node, "Node.js is needed: apt-get install nodejs (or use the machine's)"
-    assert katex, "KaTeX is needed: run `npm ci` at the repository root"
-    return node, katex.parent  # the package folder, for require()
+    assert katex, "no KaTeX: run `npm ci` at the repository root"
+    return str(node), katex / "katex.min.js"
 
 
 def test_every_latex_string_renders_with_katex() -> None:
@@ -257,9 +272,17 @@ def served(site: Path) -> Iterator[tuple[str, list[tuple[str, int]]]]:
         server.server_close()
 
 
-def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
+def _chromium_binary() -> str:
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert binary, "Chromium is needed: apt-get install chromium"
+    if not binary:
+        missing_tool(
+            "the browser check needs Chromium (Debian: apt-get install chromium)"
+        )
+    return str(binary)
+
+
+def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
+    binary = _chromium_binary()
     with tempfile.TemporaryDirectory() as profile:
         return subprocess.run(
             [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
@@ -270,6 +293,7 @@ def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_gallery_is_typeset_in_a_browser(served, tmp_path: Path) -> None:
+    _chromium_binary()  # without Chromium: skipped, or failed where required
     url, requests = served
     dom = _chromium("--dump-dom", f"{url}/gallery.html")
     assert dom.returncode == 0, dom.stderr[-2000:]
@@ -328,24 +352,63 @@ def _argv(command: str) -> list[str]:
     return [sys.executable, *words[1:]]
 
 
-def test_the_tutorials_commands_print_what_it_shows(tmp_path: Path) -> None:
-    runs = _console_blocks((DOCS / "tutorial.md").read_text(encoding="utf-8"))
-    assert len(runs) >= 8
+def _run_console_blocks(path: Path, cwd: Path) -> int:
+    """Run each command of the file's console blocks in cwd; compare what it prints.
+
+    A blank line after a command's output separates it from the next command; an
+    output that starts with `symgrad: error:` is the standard error of a command that
+    exits with status 2."""
+    runs = _console_blocks(path.read_text(encoding="utf-8"))
     env = _env()
-    for command, expected in runs:
+    for command, shown in runs:
+        expected = shown[:-1] if shown.endswith("\n\n") else shown
         result = subprocess.run(
             _argv(command),
             capture_output=True,
             text=True,
             timeout=120,
-            cwd=tmp_path,
+            cwd=cwd,
             env=env,
         )
+        if expected.startswith("symgrad: error:"):
+            assert result.returncode == 2, (command, result.stdout, result.stderr)
+            assert (result.stdout, result.stderr) == ("", expected), command
+            continue
         assert result.returncode == 0, (command, result.stderr)
         assert result.stdout == expected, command
+    return len(runs)
+
+
+def test_the_tutorials_commands_print_what_it_shows(tmp_path: Path) -> None:
+    assert _run_console_blocks(DOCS / "tutorial.md", tmp_path) >= 8
     assert (tmp_path / "clip.png").is_file() and (
         tmp_path / "sin_cos_norm.py"
     ).is_file()
+
+
+def test_the_where_pages_commands_print_what_it_shows(tmp_path: Path) -> None:
+    assert _run_console_blocks(DOCS / "where.md", tmp_path) >= 4
+    assert (tmp_path / "safe_inverse.py").is_file()
+
+
+def test_the_readmes_commands_print_what_it_shows(tmp_path: Path) -> None:
+    assert _run_console_blocks(ROOT / "README.md", tmp_path) >= 8
+    assert (tmp_path / "sin_cos_norm.py").is_file()
+
+
+def test_the_where_pages_pytorch_snippets_print_what_it_shows() -> None:
+    """The PyTorch side of docs/where.md: each ```python block and the ```text block
+    after it (the site is built without PyTorch; these run where it is installed)."""
+    text = (DOCS / "where.md").read_text(encoding="utf-8")
+    snippets = re.findall(r"```python\n(.*?)```\n+[^`]*?```text\n(.*?)```", text, re.S)
+    assert len(snippets) == 4
+    pytest.importorskip("torch")
+    for code, expected in snippets:
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, (code, result.stderr)
+        assert result.stdout == expected, code
 
 
 # --- the extension in a project of its own --------------------------------------------
@@ -403,7 +466,8 @@ def test_shipped_katex_is_npms_pinned_copy() -> None:
     """symgrad/katex (in the wheel, for users' docs) equals package.json's KaTeX."""
     shipped = ROOT / "symgrad" / "katex"
     dist = ROOT / "node_modules" / "katex" / "dist"
-    assert dist.is_dir(), "needs KaTeX from npm: run `npm ci`"
+    if not dist.is_dir():
+        missing_tool("comparing the shipped KaTeX needs npm's copy: run `npm ci`")
     names = ["katex.min.js", "katex.min.css"] + [
         f"fonts/{p.name}" for p in sorted((dist / "fonts").glob("*.woff2"))
     ]

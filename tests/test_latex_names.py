@@ -17,7 +17,7 @@ import pytest
 import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_docs import KATEX_SCRIPT, ROOT, _node_and_katex
+from test_docs import KATEX_SCRIPT, ROOT, _node_and_katex, missing_tool
 
 import symgrad
 from symgrad.printing import latex_name, to_latex
@@ -39,7 +39,7 @@ process.stdin.on("end", () => {
 
 def _run_katex(script: str, strings: dict[str, str]) -> dict[str, str]:
     if shutil.which("node") is None or not (ROOT / "node_modules" / "katex").is_dir():
-        pytest.skip("KaTeX checks need Node.js and `npm ci` at the repository root")
+        missing_tool("KaTeX checks need Node.js and `npm ci` at the repository root")
     node, katex = _node_and_katex()
     result = subprocess.run(
         [node, "-e", script, str(katex)],
