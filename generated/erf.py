@@ -174,7 +174,8 @@ def _grad_like(grad, value, keep):
     caller still holds; otherwise it is copied.
     """
     shape = np.shape(value)
-    grad = _unbroadcast(grad, shape, np.broadcast_shapes(np.shape(grad), shape))
+    with np.errstate(all="ignore"):  # inf * 0 counts of an empty input: nan, quietly
+        grad = _unbroadcast(grad, shape, np.broadcast_shapes(np.shape(grad), shape))
     if (
         isinstance(grad, np.ndarray)
         and grad.shape == shape
@@ -190,13 +191,13 @@ def _special_apply(kernel, x):
     """Apply `kernel` (float64 1-d array -> float64 array of the same size) to `x`.
 
     Implements the interface of the public functions: `x` may be anything np.asarray
-    accepts; the result is an ndarray of the shape of `x`, float32 if `x` was float32,
+    accepts; the result is an ndarray of the shape of `x`, float32 (float16) if `x` was,
     float64 otherwise. The kernel sees blocks of at most 65536 elements (they must not
     be modified: a block may be a view of the caller's array), and all floating-point
     warnings are silenced (overflow to inf, 0/0 -> nan etc. are intended).
     """
     array = np.asarray(x)
-    single = array.dtype == np.float32
+    narrow = array.dtype if array.dtype in (np.float32, np.float16) else None
     flat = np.asarray(array, dtype=np.float64).reshape(-1)
     out = np.empty(flat.shape, dtype=np.float64)
     block = 65536
@@ -210,8 +211,8 @@ def _special_apply(kernel, x):
         for start in range(0, flat.size, block):
             out[start : start + block] = kernel(flat[start : start + block])
         out = out.reshape(array.shape)
-        if single:
-            out = out.astype(np.float32)
+        if narrow is not None:
+            out = out.astype(narrow)
     return out
 
 

@@ -38,7 +38,7 @@ def forward(x):
     """The value of the expression."""
     x = _as_input(x)
     with np.errstate(all="ignore"):
-        _v1 = np.sqrt(np.sum(x * x))
+        _v1 = _norm2(x)
         _v2 = _v1 ** 2
         del _v1
         _v3 = _v2 + 1
@@ -58,7 +58,7 @@ def value_and_grad(x, grad_output=None):
     """
     x = _as_input(x)
     with np.errstate(all="ignore"):
-        _v1 = np.sqrt(np.sum(x * x))
+        _v1 = _norm2(x)
         _v2 = _v1 ** 2
         _v3 = _v2 + 1
         del _v2
@@ -69,45 +69,49 @@ def value_and_grad(x, grad_output=None):
             del _v4
             _g2 = np.sin(_v3)
             del _v3
-            _g3 = _g1 * _g2
+            _g3 = (_v1 != 0)
+            _g4 = _g1 * _g2
             del _g1, _g2
-            _g4 = -_g3
-            del _g3
-            _g5 = 2 * _g4
+            _g5 = -_g4
             del _g4
-            _g6 = _g5 * _v1
+            _g6 = 2 * _g5
             del _g5
-            _g7 = _safe_recip(_v1)
-            del _v1
-            _g8 = _g6 * x
+            _g7 = _g6 * _v1
             del _g6
-            _g9 = _g8 * _g7
-            del _g7, _g8
-            _grad_x = _g9
-            del _g9
+            _g8 = _g7 * x
+            del _g7
+            _g9 = _g8 / _v1
+            del _g8, _v1
+            _g10 = np.where(_g3, _g9, 0)
+            del _g3, _g9
+            _grad_x = _g10
+            del _g10
         else:
             grad_output = np.asarray(grad_output)
             _g1 = np.cos(_v4)
             del _v4
-            _g2 = np.sin(_v3)
-            del _v3
-            _g3 = _safe_recip(_v1)
-            _g4 = grad_output * _g1
+            _g2 = grad_output * _g1
             del _g1
-            _g5 = _g4 * _g2
-            del _g2, _g4
-            _g6 = -_g5
+            _g3 = np.sin(_v3)
+            del _v3
+            _g4 = _g2 * _g3
+            del _g2, _g3
+            _g5 = -_g4
+            del _g4
+            _g6 = 2 * _g5
             del _g5
-            _g7 = 2 * _g6
+            _g7 = _g6 * _v1
             del _g6
-            _g8 = _g7 * _v1
-            del _g7, _v1
-            _g9 = _g8 * x
+            _g8 = _g7 * x
+            del _g7
+            _g9 = _g8 / _v1
             del _g8
-            _g10 = _g9 * _g3
-            del _g3, _g9
-            _grad_x = _g10
-            del _g10
+            _g10 = (_v1 != 0)
+            del _v1
+            _g11 = np.where(_g10, _g9, 0)
+            del _g9, _g10
+            _grad_x = _g11
+            del _g11
     _value = np.asarray(_v5)
     _keep = (_value, grad_output, x)
     return _value, (_grad_like(_grad_x, x, _keep),)
@@ -134,7 +138,8 @@ def _grad_like(grad, value, keep):
     caller still holds; otherwise it is copied.
     """
     shape = np.shape(value)
-    grad = _unbroadcast(grad, shape, np.broadcast_shapes(np.shape(grad), shape))
+    with np.errstate(all="ignore"):  # inf * 0 counts of an empty input: nan, quietly
+        grad = _unbroadcast(grad, shape, np.broadcast_shapes(np.shape(grad), shape))
     if (
         isinstance(grad, np.ndarray)
         and grad.shape == shape
@@ -146,10 +151,15 @@ def _grad_like(grad, value, keep):
         return np.array(np.broadcast_to(grad, shape), dtype=value.dtype)
 
 
-def _safe_recip(x):
-    """1 / x, and 0 where x == 0 (PyTorch's convention for norm's gradient at 0)."""
-    with np.errstate(divide="ignore"):
-        return np.where(x == 0, 0, 1 / np.where(x == 0, 1, x))
+def _norm2(x):
+    """sqrt(sum(x**2)) over all elements, scaled by the largest |x| so that neither
+    underflows nor overflows (1e-200 and 1e200 elements have their exact norms)."""
+    a = np.abs(x)
+    scale = np.max(a) if np.size(a) else np.zeros((), dtype=np.result_type(a))
+    if not (np.isfinite(scale) and scale > 0):  # 0, inf or nan: nothing to scale
+        return np.sqrt(np.sum(a * a))
+    r = a / scale
+    return scale * np.sqrt(np.sum(r * r))
 
 
 def _unbroadcast(grad, shape, consumer_shape):

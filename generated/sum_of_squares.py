@@ -116,7 +116,8 @@ def _grad_like(grad, value, keep):
     caller still holds; otherwise it is copied.
     """
     shape = np.shape(value)
-    grad = _unbroadcast(grad, shape, np.broadcast_shapes(np.shape(grad), shape))
+    with np.errstate(all="ignore"):  # inf * 0 counts of an empty input: nan, quietly
+        grad = _unbroadcast(grad, shape, np.broadcast_shapes(np.shape(grad), shape))
     if (
         isinstance(grad, np.ndarray)
         and grad.shape == shape

@@ -188,6 +188,8 @@ def _symbolic_constant(
         return None
     if form.has(sp.zoo, sp.I, sp.nan, sp.oo, -sp.oo, sp.AccumBounds):
         return None
+    if form.is_Float:
+        return None  # a float says no more than the value (0.5 + 0.5 is 1)
     if any(type(f) not in registry.BY_CLASS for f in form.atoms(sp.Function)):
         return None  # atan2(y, -inf) is 2*pi*Heaviside(y) - pi in SymPy
     try:  # SymPy's floats have no exponent limit: 1e-300 * 1e-300 is not 0 there

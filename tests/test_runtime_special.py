@@ -374,10 +374,13 @@ def test_shapes_and_dtypes(name):
         out = f(value)
         assert out.shape == np.shape(value) and out.dtype == np.float64
 
-    # Integers and other non-float32 inputs are computed and returned in float64.
-    for value in (1, [1, 2], np.array([1, 2], dtype=np.int32), np.float16(x), True):
+    # Integers and other non-float inputs are computed and returned in float64.
+    for value in (1, [1, 2], np.array([1, 2], dtype=np.int32), True):
         out = f(value)
         assert out.dtype == np.float64 and out.shape == np.shape(value)
+    # float16 in, float16 out (computed in float64)
+    out = f(np.float16(x))
+    assert out.dtype == np.float16 and out == np.float16(expected)
     assert float(f(1)) == float(f(1.0))
 
     for shape in ((0,), (3, 0)):

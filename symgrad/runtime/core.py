@@ -105,11 +105,13 @@ def _norm2(x):
 def _any_like(mask, target):
     """`mask`, or-reduced over the axes broadcasting added to `target`'s shape."""
     shape = np.shape(target)
-    full = np.shape(mask)
-    if full == shape:
+    full = np.broadcast_shapes(np.shape(mask), shape)
+    if full == shape:  # the mask broadcasts to the target: nothing to reduce
         return mask
+    m = np.broadcast_to(mask, full)
     extra = len(full) - len(shape)
-    m = np.any(mask, axis=tuple(range(extra))) if extra > 0 else mask
+    if extra:
+        m = np.any(m, axis=tuple(range(extra)))
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and np.shape(m)[i] != 1)
     return np.any(m, axis=axes, keepdims=True) if axes else m
 
