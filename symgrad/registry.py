@@ -1173,9 +1173,9 @@ RULES: tuple[Rule, ...] = (
         names=("norm",),
         arity=(1, 2),
         build=_build_norm,
-        # PyTorch: x * (g / norm), 0 where the norm is 0 (selected: never x * 1/norm,
-        # which overflows for subnormal x)
-        grad=lambda x, out: (F.select(F.ne(out, 0), x / out),),
+        # g * (x / norm), 0 where the norm is 0 (selected); x / norm first, which is
+        # at most 1 in size: neither g * x nor 1 / norm can under- or overflow
+        grad=lambda x, out: (F.select(F.ne(out, 0), sp.UnevaluatedExpr(x / out)),),
         jax=lambda x, out: (x / out,),
         shown=lambda x, out: (x / out,),
         kink="at x = 0 the gradient is 0, as PyTorch (JAX: nan)",

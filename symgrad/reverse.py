@@ -533,6 +533,8 @@ def _parts(e: sp.Basic) -> list[sp.Basic]:
         return [(-t if _negated(t) else t) for t in e.args]
     if isinstance(e, sp.polygamma):
         return [e.args[1]]
+    if isinstance(e, sp.UnevaluatedExpr):  # a rule's grouping: computed as grouped
+        return [e.args[0]]
     return list(e.args)
 
 
@@ -587,6 +589,8 @@ def _build(graph: Graph, e: sp.Basic, parts: list[Node]) -> Node:
         if e.exp == -sp.S.Half:
             return graph.apply("div", graph.const(1.0), graph.apply("sqrt", base))
         return graph.apply("pow", base, parts[1])
+    if isinstance(e, sp.UnevaluatedExpr):
+        return parts[0]
     if isinstance(e, sp.polygamma):
         order = int(e.args[0])
         op = {0: "digamma", 1: "trigamma"}.get(order)
