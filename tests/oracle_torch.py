@@ -261,6 +261,23 @@ class _NoSlopeAtMinusInf(torch.autograd.Function):
         return torch.where(torch.isneginf(x), math.nan, grad)
 
 
+class _PoleSlope(torch.autograd.Function):
+    """digamma's argument: the identity; its slope at a pole (an integer <= 0) is
+    +inf (trigamma's value there), where torch.polygamma(1, x) gives a finite stand-in
+    (4e28 at -800)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> Any:
+        ctx.save_for_backward(x)
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Any:
+        (x,) = ctx.saved_tensors
+        pole = (x <= 0) & (x == torch.floor(x)) & torch.isfinite(x)
+        return torch.where(pole & (grad != 0), grad * math.inf, grad)
+
+
 class _Evaluator:
     """One walk of the tree: tensors for every node, the registry rows it used."""
 
@@ -342,6 +359,8 @@ class _Evaluator:
         operands = self.gated(site, tensors)
         if rule.name in ("digamma", "trigamma") and operands[0].requires_grad:
             operands[0] = _NoSlopeAtMinusInf.apply(operands[0])
+        if rule.name == "digamma" and operands[0].requires_grad:
+            operands[0] = _PoleSlope.apply(operands[0])
         out = rule.torch(torch, *operands)
         if not torch.is_tensor(out):
             out = torch.tensor(out, dtype=torch.float64)
