@@ -69,21 +69,20 @@ def value_and_grad(x, grad_output=None):
             del _v4
             _g2 = np.sin(_v3)
             del _v3
-            _g3 = (_v1 != 0)
-            _g4 = _g1 * _g2
+            _g3 = x / _v1
+            _g4 = (_v1 != 0)
+            _g5 = _g1 * _g2
             del _g1, _g2
-            _g5 = -_g4
-            del _g4
-            _g6 = 2 * _g5
+            _g6 = -_g5
             del _g5
-            _g7 = _g6 * _v1
+            _g7 = 2 * _g6
             del _g6
-            _g8 = _g7 * x
-            del _g7
-            _g9 = _g8 / _v1
-            del _g8, _v1
-            _g10 = np.where(_g3, _g9, 0)
-            del _g3, _g9
+            _g8 = _g7 * _v1
+            del _g7, _v1
+            _g9 = _g8 * _g3
+            del _g3, _g8
+            _g10 = np.where(_g4, _g9, 0)
+            del _g4, _g9
             _grad_x = _g10
             del _g10
         else:
@@ -102,10 +101,9 @@ def value_and_grad(x, grad_output=None):
             del _g5
             _g7 = _g6 * _v1
             del _g6
-            _g8 = _g7 * x
-            del _g7
-            _g9 = _g8 / _v1
-            del _g8
+            _g8 = x / _v1
+            _g9 = _g7 * _g8
+            del _g7, _g8
             _g10 = (_v1 != 0)
             del _v1
             _g11 = np.where(_g10, _g9, 0)

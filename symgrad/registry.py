@@ -363,6 +363,10 @@ RULES: tuple[Rule, ...] = (
         kinks_at=((0.0, 2.0), (0.0, 0.5), (2.0, 0.0)),
         operator="**",
         mpmath=lambda mp, a, b: mp.power(a, b),
+        # 1**x, 0**x as written: SymPy would make them 1 and a Piecewise-like 0**x
+        sympy=lambda a, b: sp.Pow(
+            a, b, evaluate=not (a.is_Number and a in (0, 1, -1) and not b.is_Number)
+        ),
     ),
     Rule(
         "sqrt",
