@@ -37,9 +37,10 @@ from symgrad import registry
 MASK_OPS = frozenset(rule.name for rule in registry.RULES if rule.mask)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, slots=True)
 class Node:
-    """One operation of the graph (see the module docstring)."""
+    """One operation of the graph (see the module docstring). Never changed once made
+    (not frozen only because frozen dataclasses are slow to create)."""
 
     id: int
     op: str
@@ -128,24 +129,39 @@ class Graph:
 
     def apply(self, op: str, *args: Node) -> Node:
         """The node `op(*args)`: masks used as numbers are cast, constants folded."""
-        rule = registry.BY_NAME[op]
         masks = self._masks
-        if any(a.id in masks for a in args):
-            args = tuple(
-                self.as_number(a) if a.id in masks and i not in rule.mask_args else a
-                for i, a in enumerate(args)
-            )
-        if args and all(a.is_const for a in args):
+        constant = True
+        for a in args:  # plain loops: this runs once per operation of the expression
+            if a.id in masks:
+                rule = registry.BY_NAME[op]
+                args = tuple(
+                    self.as_number(b)
+                    if b.id in masks and i not in rule.mask_args
+                    else b
+                    for i, b in enumerate(args)
+                )
+                break
+        for a in args:
+            if a.op != "const":
+                constant = False
+                break
+        if constant and args:
             from symgrad.evaluate import fold
 
             value = fold(op, [a.value for a in args])  # type: ignore[misc]
             symbolic = None
             if self.symbolic_constants:
-                symbolic = _symbolic_constant(rule, args, value)
+                symbolic = _symbolic_constant(registry.BY_NAME[op], args, value)
             return self.const(value, symbolic)
-        key = (op, *(a.id for a in args))
+        if len(args) == 2:
+            key: tuple[object, ...] = (op, args[0].id, args[1].id)
+        else:
+            key = (op, *[a.id for a in args])
+        node = self._index.get(key)
+        if node is not None:
+            return node
         node = self._add(key, op=op, args=args)
-        if op == "where" and args[1].is_const and args[2].is_const:
+        if op == "where" and args[1].op == "const" and args[2].op == "const":
             # both branches numbers: the result takes the inputs' dtype, as a mask does
             return self.apply("float", node, self.dtype())
         return node

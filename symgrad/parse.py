@@ -23,7 +23,7 @@ import ast
 import difflib
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -43,7 +43,7 @@ MAX_INT_BITS = 4096
 MAX_DEPTH = 100
 # A top-level sum of more terms than this is parsed term by term: Python's parser
 # nests `a + b + c ...` one level per term and stops near 1,000 levels.
-CHUNK_TERMS = 200
+CHUNK_TERMS = 400
 # Names an input may not have: they are the generated module's own.
 RESERVED_INPUTS = frozenset(
     {
@@ -160,13 +160,26 @@ def to_sympy(output: Node) -> sp.Expr:
             if node.id in chained and uses.get(node.id) == 1:
                 pending[node.id] = terms
             else:
-                built[node.id] = sp.Add(*terms)
+                built[node.id] = _sum(terms)
         else:
             built[node.id] = _sympy_call(node, [built[a.id] for a in node.args])
     return built[output.id]
 
 
 _SUMS_OPS = frozenset({"add", "sub"})
+
+
+def _sum(terms: list[sp.Expr]) -> sp.Expr:
+    """The sum of the terms; as written where SymPy would cancel the inputs away
+    (x - x + 3 stays that, not 3: its value has x's shape and domain)."""
+    total = sp.Add(*terms)
+    if (
+        total.is_finite
+        and not total.free_symbols
+        and any(t.free_symbols for t in terms)
+    ):
+        return sp.Add(*sorted(terms, key=sp.default_sort_key), evaluate=False)
+    return total
 
 
 def _negated(term: sp.Expr) -> sp.Expr:
@@ -600,7 +613,7 @@ class _Builder:
     def build(self, node: ast.AST) -> Node:
         """The graph of a validated tree, built without recursion (sums can be long)."""
         built: dict[int, Node] = {}
-        children: dict[int, list[ast.AST]] = {}
+        children: dict[int, Sequence[ast.AST]] = {}
         stack: list[ast.AST] = [node]
         while stack:
             item = stack[-1]
@@ -617,9 +630,12 @@ class _Builder:
         return built[id(node)]
 
     @staticmethod
-    def _operands(node: ast.AST) -> list[ast.AST]:
-        if isinstance(node, ast.BinOp):
-            return [node.left, node.right]
+    def _operands(node: ast.AST) -> Sequence[ast.AST]:
+        kind = type(node)
+        if kind is ast.Name or kind is ast.Constant:
+            return _NO_OPERANDS
+        if kind is ast.BinOp:
+            return [node.left, node.right]  # type: ignore[attr-defined]
         if isinstance(node, ast.UnaryOp):
             return [node.operand]
         if isinstance(node, ast.BoolOp):
@@ -632,6 +648,10 @@ class _Builder:
 
     def _node(self, node: ast.AST, args: list[Node]) -> Node:
         graph = self.graph
+        if type(node) is ast.BinOp:  # the common case first
+            return graph.apply(_row(node.op, 2), *args)  # type: ignore[attr-defined]
+        if type(node) is ast.Name and node.id not in registry.CONSTANTS:
+            return graph.input(node.id)
         if isinstance(node, ast.Constant):
             return graph.const(_as_float(node.value))
         if isinstance(node, ast.Name):
@@ -685,6 +705,9 @@ class _Builder:
                     return graph.apply("norm", args[0])
                 return graph.apply(rule.name, *args)
         raise self.fail(_arity_problem(name, len(args)) or "unreachable", node)
+
+
+_NO_OPERANDS: tuple[ast.AST, ...] = ()
 
 
 def _as_float(value: object) -> float:
