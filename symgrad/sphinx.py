@@ -213,7 +213,7 @@ def aligned(lines: list[str]) -> str:
 
 def values_latex(derivation: Any, at: dict[str, Any]) -> str:
     """f and its derivatives at a point, as an ``aligned`` block."""
-    from symgrad.derivation import _latex_name
+    from symgrad.printing import latex_name as _latex_name
     from symgrad.steps import value_latex
 
     value, grads = derivation.evaluate(at)
