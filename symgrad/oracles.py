@@ -18,26 +18,11 @@ import numpy as np
 import sympy as sp
 
 from symgrad import registry
+from symgrad.parse import PYTHON_OPERATORS
 from symgrad.printing import to_text
 
 # Python's spelling of each operator node, to find its registry row (`Rule.operator`).
-_SPELLING: dict[type, str] = {
-    ast.Add: "+",
-    ast.Sub: "-",
-    ast.Mult: "*",
-    ast.Div: "/",
-    ast.Pow: "**",
-    ast.USub: "-",
-    ast.Not: "not",
-    ast.And: "and",
-    ast.Or: "or",
-    ast.Lt: "<",
-    ast.LtE: "<=",
-    ast.Gt: ">",
-    ast.GtE: ">=",
-    ast.Eq: "==",
-    ast.NotEq: "!=",
-}
+_SPELLING = PYTHON_OPERATORS
 
 
 class NoReference(Exception):

@@ -62,8 +62,9 @@ RESERVED_INPUTS = frozenset(
     }
 )
 
-# Python's operators as the user spells them; which row each is, the registry says.
-_SPELLED = {
+# Python's operators as the user spells them (ast class -> text); which registry row
+# each is, the registry says (`Rule.operator`). The oracles read the same table.
+PYTHON_OPERATORS: dict[type, str] = {
     ast.Lt: "<",
     ast.LtE: "<=",
     ast.Gt: ">",
@@ -84,7 +85,7 @@ _SPELLED = {
 
 def _row(op: ast.AST, operands: int) -> str:
     """The registry row of a Python operator with this many operands."""
-    return registry.BY_OPERATOR[(_SPELLED[type(op)], operands)].name
+    return registry.BY_OPERATOR[(PYTHON_OPERATORS[type(op)], operands)].name
 
 
 _UNSUPPORTED_BINOP = {
@@ -538,7 +539,7 @@ class _Builder:
         if isinstance(node, ast.Compare):
             operands = (node.left, *node.comparators)
             for op, left in zip(node.ops, operands, strict=False):
-                if type(op) not in _SPELLED:
+                if type(op) not in PYTHON_OPERATORS:
                     message = "only < <= > >= == != compare numbers here"
                     return self.fail_after(message, left)
         if isinstance(node, ast.Call):
