@@ -203,8 +203,9 @@ def _derive(
     if len(set(wanted)) != len(wanted):
         twice = next(n for i, n in enumerate(wanted) if n in wanted[:i])
         raise SymgradError(f"--wrt lists '{twice}' twice")
+    known = set(names)
     for name in wanted:
-        if name not in names:
+        if name not in known:
             raise SymgradError(
                 f"--wrt names '{name}', which is not an input "
                 f"(inputs: {', '.join(names) or 'none'})"

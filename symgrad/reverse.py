@@ -86,8 +86,9 @@ class Program:
     # ONE_PASS_NODES it is `backward` itself, run with grad_output = 1
     default_backward: Backward
 
-    @property
+    @functools.cached_property
     def forward_nodes(self) -> list[Node]:
+        """The nodes the value depends on, arguments first (computed once)."""
         return ancestors([self.output])
 
     def gradients(self, default: bool) -> dict[str, Node | None]:
