@@ -158,9 +158,8 @@ class Graph:
         else:
             key = (op, *[a.id for a in args])
         node = self._index.get(key)
-        if node is not None:
-            return node
-        node = self._add(key, op=op, args=args)
+        if node is None:
+            node = self._add(key, op=op, args=args)
         if op == "where" and args[1].op == "const" and args[2].op == "const":
             # both branches numbers: the result takes the inputs' dtype, as a mask does
             return self.apply("float", node, self.dtype())

@@ -234,3 +234,11 @@ def test_abs_has_derivative_zero_at_zero() -> None:
 def test_clip_has_derivative_one_at_both_bounds() -> None:
     _, grads, _ = agree("clip(x, 1.5, 5.5)", {"x": a(1.5, 5.5)})
     exactly(grads["x"], [1.0, 1.0])
+
+
+def test_where_of_numbers_used_twice_keeps_the_inputs_dtype() -> None:
+    # found by the fuzzer: the second use of a hash-consed where(c, 0, 0) lost its cast
+    text = "where(x < x, 0, 0) / where(x < x, 0, 0) + where(x < 1, 2, 0)"
+    for x in (np.array([], dtype=np.float32), np.array([0.5, 2.0], dtype=np.float32)):
+        value, grads = symgrad.derive(text).evaluate({"x": x})
+        assert value.dtype == np.float32 and grads["x"].dtype == np.float32
