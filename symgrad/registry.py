@@ -329,7 +329,7 @@ RULES: tuple[Rule, ...] = (
         "quotient",
         public=True,
         # PyTorch: d/da = 1/b; d/db = -(a/b)/b, computed from the quotient itself
-        grad=lambda a, b, out: (1 / b, -out / b),
+        grad=lambda a, b, out: (1 / b, -sp.UnevaluatedExpr(out / b)),
         shown=lambda a, b, out: (1 / b, -a / b**2),
         numpy="{0} / {1}",
         torch=lambda t, a, b: a / b,
