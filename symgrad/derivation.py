@@ -221,7 +221,7 @@ def _derive(
     )
     derivation.notes = _notes(parsed, convention)
     if size <= FORMULA_NODES:
-        shown = program.build(parsed.expr, names, wanted, convention, readable=True)
+        shown = program.build(parsed.expr, names, wanted, convention)
         grads = program.gradient_expressions(shown)
         derivation.derivatives = {n: _tidy(grads[n]) for n in wanted}
     return derivation

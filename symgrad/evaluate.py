@@ -128,11 +128,6 @@ def fold(op: str, values: Sequence[float | bool]) -> float | bool:
     return float(np.float64(result))
 
 
-def input_dtype(values: Sequence[Any]) -> np.dtype:
-    """The floating dtype that masks used as numbers take: the inputs' result type."""
-    return runtime.HELPERS["_input_dtype"](*values)
-
-
 def run(
     nodes: Sequence[Any], bindings: Mapping[int, Any], keep: bool = True
 ) -> dict[int, Any]:
@@ -149,8 +144,6 @@ def run(
                 values[node.id] = node.value
             elif node.op == "input":
                 raise KeyError(f"no value for input {node.name!r}")
-            elif node.op == "dtype":
-                values[node.id] = input_dtype([values[a.id] for a in node.args])
             else:
                 args = [values[a.id] for a in node.args]
                 try:

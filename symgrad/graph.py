@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -259,9 +259,3 @@ def literal(value: float | bool) -> str:
             else "-0.0"
         )
     return repr(value)
-
-
-def iter_ops(nodes: Iterable[Node]) -> Iterator[str]:
-    for node in nodes:
-        if node.op not in ("const", "input", "dtype"):
-            yield node.op

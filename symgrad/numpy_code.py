@@ -44,8 +44,6 @@ class NumpyProgram:
 
 def spell(node: Node, names: dict[int, str]) -> str:
     """The NumPy code of one node, its arguments by name or literal."""
-    if node.op == "dtype":
-        return f"_input_dtype({', '.join(names[a.id] for a in node.args)})"
     codes = [code_of(a, names) for a in node.args]
     return evaluate.spelling(registry.BY_NAME[node.op], len(codes)).format(*codes)
 

@@ -21,9 +21,6 @@ from symgrad import registry
 from symgrad.parse import PYTHON_OPERATORS
 from symgrad.printing import to_text
 
-# Python's spelling of each operator node, to find its registry row (`Rule.operator`).
-_SPELLING = PYTHON_OPERATORS
-
 
 class NoReference(Exception):
     """An oracle cannot compute the expression (a row without a reference)."""
@@ -62,13 +59,13 @@ def walk(
         if isinstance(node, ast.UnaryOp):
             if isinstance(node.op, ast.UAdd):
                 return ev(node.operand)
-            rule = registry.BY_OPERATOR[(_SPELLING[type(node.op)], 1)]
+            rule = registry.BY_OPERATOR[(PYTHON_OPERATORS[type(node.op)], 1)]
             return apply(rule, [ev(node.operand)])
         if isinstance(node, ast.BinOp):
-            rule = registry.BY_OPERATOR[(_SPELLING[type(node.op)], 2)]
+            rule = registry.BY_OPERATOR[(PYTHON_OPERATORS[type(node.op)], 2)]
             return apply(rule, [ev(node.left), ev(node.right)])
         if isinstance(node, ast.BoolOp):
-            rule = registry.BY_OPERATOR[(_SPELLING[type(node.op)], 2)]
+            rule = registry.BY_OPERATOR[(PYTHON_OPERATORS[type(node.op)], 2)]
             result = ev(node.values[0])
             for other in node.values[1:]:
                 result = apply(rule, [result, ev(other)])
@@ -77,7 +74,9 @@ def walk(
             operands = [ev(node.left), *(ev(c) for c in node.comparators)]
             result = None
             for op, left, right in zip(node.ops, operands, operands[1:], strict=False):
-                mask = apply(registry.COMPARISONS[_SPELLING[type(op)]], [left, right])
+                mask = apply(
+                    registry.COMPARISONS[PYTHON_OPERATORS[type(op)]], [left, right]
+                )
                 result = (
                     mask
                     if result is None

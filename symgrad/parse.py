@@ -149,8 +149,6 @@ def to_sympy(output: Node) -> sp.Expr:
                 if node.symbolic is not None
                 else _sympy_number(node.value)  # type: ignore[arg-type]
             )
-        elif node.op == "dtype":
-            built[node.id] = sp.S.One
         elif node.op in _SUMS_OPS:
             left, right = node.args
             terms = pending.pop(left.id, None)

@@ -1,12 +1,11 @@
-"""The reverse program: a forward trace of an expression and its adjoint (backward)
-trace.
+"""Formulas for readers: the gradient of a SymPy expression, assembled for display.
 
-The forward trace lists each distinct subexpression once (common subexpressions are
-shared: SymPy nodes are hashable), in an order where arguments come first. The backward
-trace walks it in reverse: the adjoint of a node is the sum, over its consumers, of the
-consumer's adjoint times the registry's local partial derivative. This one program is
-what `symgrad derive` shows, what `--at` evaluates and what `symgrad generate` writes as
-NumPy.
+This builds a forward trace of the SymPy form of an expression and its adjoint trace
+with the registry's readable partials, then substitutes them back into one formula
+per input (`gradient_expressions`): what `symgrad derive` prints and the generated
+module's docstring shows. It never decides a number: values, steps and generated code
+come from the expression graph as written (`symgrad.graph`, `symgrad.reverse`,
+`symgrad.evaluate`).
 
 Shapes: inputs may be arrays that broadcast against each other. Each node records which
 inputs it depends on elementwise (a reduction's result is a scalar and depends on none).
@@ -82,7 +81,6 @@ class Program:
     inputs: tuple[str, ...]
     wrt: tuple[str, ...]
     convention: str
-    readable: bool
     nodes: list[Node]
     output: int
     adjoint_var: dict[int, sp.Symbol]  # node index -> _g<index>
@@ -154,12 +152,9 @@ def build(
     inputs: tuple[str, ...],
     wrt: tuple[str, ...] | None = None,
     convention: str = "torch",
-    readable: bool = False,
 ) -> Program:
-    """Build the forward and backward traces of `expr`.
-
-    `readable` uses the registry's display forms of the partials (for formulas shown to
-    a person); otherwise the exact convention rules (for numbers and generated code).
+    """Build the forward and backward traces of `expr`, with the registry's display
+    forms of the partials (formulas for a reader; numbers come from symgrad.reverse).
     """
     if convention not in ("torch", "jax"):
         raise ValueError(f"unknown convention {convention!r}: use 'torch' or 'jax'")
@@ -242,8 +237,7 @@ def build(
                 for i, a in enumerate(node.args)
             )
         else:
-            rule = node.rule.readable_partials if readable else node.rule.partials
-            partials = rule(arg_vars, node.var, convention)
+            partials = node.rule.readable_partials(arg_vars, node.var, convention)
         partials = tuple(  # through a divisor inlined into a product: d(b**e)/db
             p if power is None else p * power * nodes[a].var ** (power - 1)
             for p, a, power in zip(partials, node.args, node.powers, strict=True)
@@ -275,7 +269,6 @@ def build(
         inputs=tuple(inputs),
         wrt=wrt,
         convention=convention,
-        readable=readable,
         nodes=nodes,
         output=output,
         adjoint_var=adjoint_var,

@@ -58,7 +58,6 @@ class Rule:
     shown: Partials | None = None
     kink: str = SMOOTH
     latex: str | None = None
-    helpers: tuple[str, ...] = ()
     domain: tuple[tuple[float, float], ...] = ((-3.0, 3.0),)
     kinks_at: tuple[tuple[float, ...], ...] = ()
     reduction: bool = False
@@ -408,7 +407,6 @@ RULES: tuple[Rule, ...] = (
         grad=_zero,
         kink="piecewise constant: derivative 0 everywhere, the jump at 0 included",
         numpy="_sign({0})",
-        helpers=("sign",),
         torch=lambda t, x: t.sign(x),
         kinks_at=((0.0,),),
         mpmath=lambda mp, x: mp.sign(x),
@@ -736,7 +734,6 @@ RULES: tuple[Rule, ...] = (
         names=("erf",),
         grad=lambda x, out: (2 / sp.sqrt(sp.pi) * sp.exp(-(x**2)),),
         numpy="_erf({0})",
-        helpers=("erf",),
         torch=lambda t, x: t.erf(x),
         mpmath=lambda mp, x: mp.erf(x),
     ),
@@ -748,7 +745,6 @@ RULES: tuple[Rule, ...] = (
         names=("erfc",),
         grad=lambda x, out: (-2 / sp.sqrt(sp.pi) * sp.exp(-(x**2)),),
         numpy="_erfc({0})",
-        helpers=("erfc",),
         torch=lambda t, x: t.erfc(x),
         mpmath=lambda mp, x: mp.erfc(x),
     ),
@@ -761,7 +757,6 @@ RULES: tuple[Rule, ...] = (
         grad=lambda x, out: (sp.sqrt(sp.pi) / 2 * sp.exp(out**2),),
         shown=lambda x, out: (sp.sqrt(sp.pi) / 2 * sp.exp(sp.erfinv(x) ** 2),),
         numpy="_erfinv({0})",
-        helpers=("erfinv",),
         torch=lambda t, x: t.erfinv(x),
         domain=((-0.95, 0.95),),
         mpmath=lambda mp, x: mp.erfinv(x),
@@ -778,7 +773,6 @@ RULES: tuple[Rule, ...] = (
         kink="at 0 the derivative is -inf, as PyTorch (JAX: nan)",
         kinks_at=((0.0,),),
         numpy="_lgamma({0})",
-        helpers=("lgamma",),
         torch=lambda t, x: t.lgamma(x),
         latex=r"\ln\Gamma\left({0}\right)",
         domain=((0.1, 6),),
@@ -792,7 +786,6 @@ RULES: tuple[Rule, ...] = (
         names=("digamma",),
         grad=lambda x, out: (sp.polygamma(1, x),),
         numpy="_digamma({0})",
-        helpers=("digamma",),
         # torch.polygamma(1, x), digamma's derivative, is good to about 5e-10 relative
         # on (0.1, 6); ours is within 1e-15 of mpmath (tests/test_runtime_special.py)
         torch_rtol=1e-9,
@@ -809,7 +802,6 @@ RULES: tuple[Rule, ...] = (
         names=("trigamma",),
         grad=lambda x, out: (sp.polygamma(2, x),),
         numpy="_trigamma({0})",
-        helpers=("trigamma",),
         torch_rtol=1e-9,
         torch=lambda t, x: t.polygamma(1, x),
         sympy=lambda x: sp.polygamma(1, x),
@@ -825,7 +817,6 @@ RULES: tuple[Rule, ...] = (
         arity=(2, 2),
         grad=lambda n, x, out: (sp.S.Zero, sp.polygamma(n + 1, x)),
         numpy="_polygamma({0}, {1})",
-        helpers=("polygamma",),
         torch_rtol=1e-9,
         fixed_args={0: 2},
         torch=lambda t, n, x: t.polygamma(int(n), x),
@@ -843,7 +834,6 @@ RULES: tuple[Rule, ...] = (
         grad=lambda x, out: (out * (1 - out),),
         shown=lambda x, out: (F.sigmoid(x) * (1 - F.sigmoid(x)),),
         numpy="_sigmoid({0})",
-        helpers=("sigmoid",),
         latex=r"\sigma\left({0}\right)",
         torch=lambda t, x: t.sigmoid(x),
         domain=((-6, 6),),
@@ -860,7 +850,6 @@ RULES: tuple[Rule, ...] = (
         kink="PyTorch's threshold: above x = 20, softplus(x) = x and its derivative "
         "is 1",
         numpy="_softplus({0})",
-        helpers=("softplus",),
         latex=r"\operatorname{{softplus}}\left({0}\right)",
         torch=lambda t, x: t.nn.functional.softplus(x),
         domain=((-6, 6),),
@@ -894,7 +883,6 @@ RULES: tuple[Rule, ...] = (
         names=("silu", "swish"),
         grad=lambda x, out: (F.sigmoid(x) * (1 + x * (1 - F.sigmoid(x))),),
         numpy="{0} * _sigmoid({0})",
-        helpers=("sigmoid",),
         latex=r"\operatorname{{silu}}\left({0}\right)",
         torch=lambda t, x: t.nn.functional.silu(x),
         domain=((-6, 6),),
@@ -918,7 +906,6 @@ RULES: tuple[Rule, ...] = (
         kink="at x == lo or x == hi the derivative is 1, as PyTorch (JAX: 1/2); "
         "where lo > hi the result is hi",
         numpy="_clip({0}, {1}, {2})",
-        helpers=("clip",),
         latex=r"\operatorname{{clip}}\left({0}, {1}, {2}\right)",
         # clamp does not broadcast its input to its bounds: expand it first
         torch=lambda t, x, lo, hi: t.clamp(
@@ -1184,7 +1171,6 @@ RULES: tuple[Rule, ...] = (
         shown=lambda x, out: (x / out,),
         kink="at x = 0 the gradient is 0, as PyTorch (JAX: nan)",
         numpy="_norm2({0})",
-        helpers=("norm2",),
         latex=r"\left\lVert {0} \right\rVert_{{2}}",
         torch=lambda t, x: t.linalg.vector_norm(x),
         reduction=True,
@@ -1245,7 +1231,6 @@ RULES: tuple[Rule, ...] = (
         names=("logsumexp",),
         grad=lambda x, out: (sp.exp(x - out),),
         numpy="_logsumexp({0})",
-        helpers=("logsumexp",),
         latex=r"\operatorname{{logsumexp}}\left({0}\right)",
         torch=lambda t, x: t.logsumexp(x.reshape(-1), 0),
         reduction=True,
@@ -1278,7 +1263,6 @@ RULES: tuple[Rule, ...] = (
         grad=lambda x, p, out: (-p / x**2, 1 / x),
         kink="used only inside prod's rule; its own derivative ignores zeros",
         numpy="_prod_grad({0}, {1})",
-        helpers=("prod_grad",),
         latex=r"\frac{{{1}}}{{{0}}}",
         torch=lambda t, x, p: p / x,
         mpmath=lambda mp, x, p: p / x,
@@ -1291,7 +1275,6 @@ RULES: tuple[Rule, ...] = (
         "1 / x, and 0 where x == 0",
         grad=lambda x, out: (-(out**2),),
         numpy="_safe_recip({0})",
-        helpers=("safe_recip",),
         latex=r"\frac{{1}}{{{0}}}",
         torch=lambda t, x: t.where(x == 0, 0.0, 1 / x),
         mpmath=lambda mp, x: 1 / x if x != 0 else mp.mpf(0),
@@ -1312,6 +1295,20 @@ RULES: tuple[Rule, ...] = (
         domain=((-1, 1), (-3, 3)),
         mpmath=lambda mp, m, v: v if m != 0 else mp.mpf(0),
         used_by=("reverse",),
+    ),
+    Rule(
+        "dtype",
+        None,
+        "dtype(x, y, ...)",
+        "the floating dtype of the inputs, which masks used as numbers are cast to",
+        arity=(0, None),
+        grad=_zero,
+        kink="a dtype, not a number: no gradient",
+        numpy=lambda *codes: f"_input_dtype({', '.join(codes)})",
+        torch=lambda t, *xs: None,
+        sympy=lambda *args: sp.S.One,
+        no_mpmath="a dtype, not a value: nothing to compute at high precision",
+        used_by=("graph",),
     ),
     Rule(
         "float",
@@ -1337,7 +1334,6 @@ RULES: tuple[Rule, ...] = (
         grad=_zero,
         kink="a mask: piecewise constant",
         numpy="_any_like({0}, {1})",
-        helpers=("any_like",),
         torch=lambda t, m, target: m.reshape(-1).any() if target.dim() == 0 else m,
         mask=True,
         mask_args=(0,),
@@ -1352,7 +1348,6 @@ RULES: tuple[Rule, ...] = (
         arity=(3, 3),
         grad=lambda g, target, consumer, out: (sp.S.One, sp.S.Zero, sp.S.Zero),
         numpy="_sum_like({0}, {1}, {2})",
-        helpers=("sum_like",),
         torch=lambda t, g, target, consumer: g.sum_to_size(target.shape),
         mpmath=lambda mp, g, target, consumer: g,  # scalars
         used_by=("reverse",),
