@@ -192,8 +192,12 @@ def _sympy_call(node: Node, args: list[sp.Expr]) -> sp.Expr:
         form = rule.to_sympy(*args)
     except (ArithmeticError, ValueError, TypeError):
         return sp.nan
-    if rule.cls is None or type(form) is rule.cls or form.is_Atom:
+    if rule.cls is None or type(form) is rule.cls or form.is_Number:
         return form  # as asked: nothing new inside
+    if rule.cls not in (sp.Add, sp.Mul) and any(a.has(form) for a in args):
+        # SymPy cancelled the call into a part of its argument (exp(log(x)) and
+        # sqrt(x)**2 are x for SymPy, nan at -1 here): show it as written
+        return rule.cls(*args, evaluate=False)
     if form.has(sp.zoo, sp.I, sp.AccumBounds) or any(
         type(f) not in registry.BY_CLASS for f in form.atoms(sp.Function)
     ):  # SymPy evaluated into something symgrad does not write: keep the call
