@@ -177,7 +177,12 @@ SYNTAX = (
     Form("chain", 3, lambda a: f"{a[0]} < {a[1]} <= {a[2]}", atomic=False),
     Form("chain2", 3, lambda a: f"{a[0]} > {a[1]} != {a[2]}", atomic=False),
     Form("andor", 3, lambda a: f"{a[0]} and {a[1]} or {a[2]}", atomic=False),
-    Form("mask_times", 3, lambda a: f"({a[0]} < {a[1]})*({a[1]} - {a[2]})"),
+    Form(
+        "mask_times",
+        3,
+        lambda a: f"({a[0]} < {a[1]})*({a[1]} - {a[2]})",
+        atomic=False,  # a product: not an operand of ** as it is
+    ),
     Form("where_cmp", 4, lambda a: f"where({a[0]} < {a[1]}, {a[2]}, {a[3]})"),
     Form(
         "where_masks",
@@ -255,7 +260,17 @@ def _expr(
         else:
             texts.append(arg.text if form.call else arg.wrapped())
     text = form.render(texts)
+    if not _is_python(text):  # an operand the form did not parenthesize (`*not x`)
+        text = form.render([f"({t})" for t in texts])
     return Expr(text, atomic=form.atomic, const=all(a.const for a in args))
+
+
+def _is_python(text: str) -> bool:
+    try:
+        ast.parse(text.replace("^", "**"), mode="eval")
+    except SyntaxError:
+        return False
+    return True
 
 
 def _uses(text: str, variables: tuple[str, ...]) -> bool:
@@ -278,8 +293,8 @@ def expressions(
         text = f"{e.wrapped()} * {draw(st.sampled_from(variables))}"
     if draw(st.integers(0, 29)) == 29:
         huge = draw(st.sampled_from(HUGE))
-        wrap = draw(st.sampled_from(("{h}*({e})", "sin({h})*({e})", "tanh({h})*{e}")))
-        text = wrap.format(h=huge, e=text if "(" in wrap else f"({text})")
+        wrap = draw(st.sampled_from(("{h}*({e})", "sin({h})*({e})", "tanh({h})*({e})")))
+        text = wrap.format(h=huge, e=text)
     return text
 
 
