@@ -110,7 +110,13 @@ class Graph:
         return self._index.get(("input", name))
 
     def inputs(self) -> list[Node]:
-        return [n for n in self.nodes if n.op == "input" and n.name != GRAD_OUTPUT]
+        """The user's inputs: not grad_output, nor the derivative programs' own
+        inputs (tangents, named with a leading underscore, which users cannot)."""
+        return [
+            n
+            for n in self.nodes
+            if n.op == "input" and n.name != GRAD_OUTPUT and not n.name.startswith("_")
+        ]
 
     def const(self, value: float | bool, symbolic: Any = None) -> Node:
         if type(value) is not bool:

@@ -34,6 +34,8 @@ from symgrad.graph import GRAD_OUTPUT, Graph, Node, ancestors
 from symgrad.local_rules import local_terms
 
 CONVENTIONS = ("torch", "jax")
+# Tangent (jvp) and vector (hvp) inputs are named `_dot_<input>` (x-dot: ẋ).
+TANGENT_PREFIX = "_dot_"
 # Above this many forward operations one backward pass serves both grad_output=None
 # (run with 1) and a given grad_output: the generated code is half as long.
 ONE_PASS_NODES = 5_000
@@ -88,6 +90,79 @@ class Program:
         backward = self.default_backward if default else self.backward
         return {n: backward.gradient(self.input_nodes[n]) for n in self.wrt}
 
+    # --- forward mode and second order (built on first use: `symgrad.forward`)
+
+    @functools.cached_property
+    def tangent_inputs(self) -> dict[str, Node]:
+        """Each wrt input's tangent (jvp) or vector (hvp): an input node `_dot_x`."""
+        return {n: self.graph.input(TANGENT_PREFIX + n) for n in self.wrt}
+
+    def _tangent_seeds(self) -> dict[int, Node]:
+        return {self.input_nodes[n].id: t for n, t in self.tangent_inputs.items()}
+
+    @functools.cached_property
+    def jvp_output(self) -> Node | None:
+        """The tangent of the value (None: 0) for the inputs' tangents."""
+        from symgrad import forward
+
+        nodes = self.forward_nodes
+        tangents = forward.push(
+            self.graph,
+            nodes,
+            self._tangent_seeds(),
+            self.convention,
+            dependencies(nodes),
+        )
+        return tangents.get(self.output.id)
+
+    @functools.cached_property
+    def hvp_outputs(self) -> dict[str, Node | None]:
+        """Each wrt input's Hessian-vector product (None: 0): the tangent of its
+        gradient (upstream grad_output) when the inputs move along the vectors."""
+        from symgrad import forward
+
+        grads = self.gradients(default=False)
+        nodes = ancestors([g for g in grads.values() if g is not None])
+        tangents = forward.push(
+            self.graph,
+            nodes,
+            self._tangent_seeds(),
+            self.convention,
+            dependencies(nodes),
+        )
+        return {n: None if g is None else tangents.get(g.id) for n, g in grads.items()}
+
+    @functools.cached_property
+    def hessian_entries(self) -> dict[tuple[int, int], Node]:
+        """The Hessian of sum(f) for scalar inputs: (i, j) -> node, i >= j, over the
+        wrt inputs; absent entries are structurally zero."""
+        from symgrad import forward
+
+        grads = list(self.gradients(default=True).values())
+        nodes = ancestors([g for g in grads if g is not None])
+        return forward.hessian_columns(
+            self.graph,
+            grads,
+            [self.input_nodes[n] for n in self.wrt],
+            self.convention,
+            dependencies(nodes),
+        )
+
+    @functools.cached_property
+    def hessian_sparsity(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(rows, columns) of the Hessian's structural nonzeros over the wrt inputs,
+        both triangles, row-major: where `hessian_values` puts its entries."""
+        pairs = set()
+        for i, j in self.hessian_entries:
+            pairs.add((i, j))
+            pairs.add((j, i))
+        ordered = sorted(pairs)
+        return tuple(i for i, _ in ordered), tuple(j for _, j in ordered)
+
+    def hessian_node(self, i: int, j: int) -> Node | None:
+        """Entry (i, j) of the scalar inputs' Hessian (None: structurally zero)."""
+        return self.hessian_entries.get((i, j) if i >= j else (j, i))
+
     def bindings(
         self, values: Mapping[str, Any], grad_output: Any = None
     ) -> dict[int, Any]:
@@ -136,6 +211,83 @@ class Program:
                 grads[name] = grad_like(grad, arrays[name], keep)
         return value, grads
 
+    # --- evaluated (the one evaluator), with the generated modules' conventions
+
+    def jvp(
+        self, values: Mapping[str, Any], tangents: Mapping[str, Any]
+    ) -> tuple[Any, Any]:
+        """The value and its tangent for the wrt inputs' tangents (forward mode)."""
+        import numpy as np
+
+        from symgrad import evaluate
+
+        as_tangent = evaluate.helper("_as_tangent")
+        bound = self.bindings(values)
+        for n, node in self.tangent_inputs.items():
+            bound[node.id] = as_tangent(tangents[n], bound[self.input_nodes[n].id])
+        out = self.jvp_output
+        computed = evaluate.run(
+            ancestors([self.output] + ([out] if out is not None else [])), bound
+        )
+        value = np.asarray(computed[self.output.id])
+        tangent = 0.0 if out is None else computed[out.id]
+        return value, evaluate.helper("_tangent_like")(tangent, value)
+
+    def hvp(
+        self,
+        values: Mapping[str, Any],
+        vectors: Mapping[str, Any],
+        grad_output: Any = None,
+    ) -> tuple[Any, dict[str, Any]]:
+        """The value and, per wrt input, the Hessian of sum(f * grad_output) times
+        the vectors (forward-over-reverse)."""
+        import numpy as np
+
+        from symgrad import evaluate
+
+        bound = self.bindings(values, grad_output)
+        as_tangent = evaluate.helper("_as_tangent")
+        for n, node in self.tangent_inputs.items():
+            bound[node.id] = as_tangent(vectors[n], bound[self.input_nodes[n].id])
+        outs = [o for o in self.hvp_outputs.values() if o is not None]
+        computed = evaluate.run(ancestors([self.output, *outs]), bound)
+        value = np.asarray(computed[self.output.id])
+        grad_like = evaluate.helper("_grad_like")
+        keep = (
+            value,
+            grad_output,
+            *(bound[self.input_nodes[n].id] for n in self.inputs),
+        )
+        products = {}
+        for n, node in self.hvp_outputs.items():
+            product = 0.0 if node is None else computed[node.id]
+            with np.errstate(all="ignore"):
+                products[n] = grad_like(product, bound[self.input_nodes[n].id], keep)
+        return value, products
+
+    def hessian_values(self, values: Mapping[str, Any]) -> Any:
+        """The Hessian's structural nonzeros at scalar inputs, in `hessian_sparsity`
+        order (the module's `hessian_sparse`)."""
+        import numpy as np
+
+        from symgrad import evaluate
+
+        bound = self.bindings(values)
+        arrays = [bound[self.input_nodes[n].id] for n in self.wrt]
+        if not evaluate.helper("_all_scalars")(arrays):
+            raise ValueError(
+                "hessian_sparse needs scalar inputs (one element each): use hessian "
+                "or hvp for arrays"
+            )
+        rows, columns = self.hessian_sparsity
+        nodes = [self.hessian_node(i, j) for i, j in zip(rows, columns, strict=True)]
+        computed = evaluate.run(ancestors([n for n in nodes if n is not None]), bound)
+        dtype = np.result_type(*arrays) if arrays else np.float64
+        return np.array(
+            [np.reshape(computed[n.id], ()) for n in nodes if n is not None],  # type: ignore[union-attr]
+            dtype=dtype,
+        )
+
 
 class Function:
     """A program as callables with the generated module's signatures (evaluator)."""
@@ -159,6 +311,57 @@ class Function:
 
     def backward(self, *args: Any, grad_output: Any = None) -> Any:
         return self.value_and_grad(*args, grad_output=grad_output)[1]
+
+    def _wrt(self, items: Sequence[Any]) -> dict[str, Any]:
+        return dict(zip(self.program.wrt, items, strict=True))
+
+    def jvp(self, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
+        return self.program.jvp(self._values(primals), self._wrt(tangents))
+
+    def hvp(
+        self, primals: Sequence[Any], vectors: Sequence[Any], grad_output: Any = None
+    ) -> tuple[Any, Any]:
+        value, products = self.program.hvp(
+            self._values(primals), self._wrt(vectors), grad_output
+        )
+        return value, tuple(products[n] for n in self.program.wrt)
+
+    @property
+    def HESSIAN_SPARSITY(self) -> tuple[Any, Any]:  # noqa: N802 (the module's name)
+        import numpy as np
+
+        rows, columns = self.program.hessian_sparsity
+        return np.array(rows, dtype=np.intp), np.array(columns, dtype=np.intp)
+
+    def hessian_sparse(self, *args: Any) -> Any:
+        return self.program.hessian_values(self._values(args))
+
+    def hessian_matrix(self, *args: Any) -> Any:
+        from symgrad import evaluate
+
+        values = self._values(args)
+        arrays = [evaluate.as_input(values[n]) for n in self.program.wrt]
+        if evaluate.helper("_all_scalars")(arrays):
+            import numpy as np
+
+            rows, columns = self.HESSIAN_SPARSITY
+            return evaluate.helper("_hessian_from_sparse")(
+                rows,
+                columns,
+                self.hessian_sparse(*args),
+                len(arrays),
+                np.result_type(*arrays),
+            )
+        primals = [evaluate.as_input(values[n]) for n in self.program.inputs]
+        wrt = tuple(self.program.inputs.index(n) for n in self.program.wrt)
+        return evaluate.helper("_hessian_by_hvp")(self.hvp, primals, wrt)
+
+    def hessian(self, *args: Any) -> Any:
+        from symgrad import evaluate
+
+        values = self._values(args)
+        arrays = [evaluate.as_input(values[n]) for n in self.program.wrt]
+        return evaluate.helper("_hessian_blocks")(self.hessian_matrix(*args), arrays)
 
 
 def build(
@@ -196,7 +399,7 @@ def build_program(
     wrt = tuple(inputs if wrt is None else wrt)
     input_nodes = {name: graph.input(name) for name in inputs}
     forward = ancestors([output])
-    deps = _dependencies(forward)
+    deps = dependencies(forward)
     wanted = {input_nodes[n].id for n in wrt}
     needs = _needs_grad(forward, wanted)
     seeded = _backward(
@@ -234,7 +437,7 @@ MAX_TRACKED_INPUTS = 64
 MANY: frozenset[int] = frozenset({-1})  # "possibly any input"
 
 
-def _dependencies(forward: list[Node]) -> dict[int, frozenset[int]]:
+def dependencies(forward: list[Node]) -> dict[int, frozenset[int]]:
     """The inputs each node depends on elementwise (a reduction's result: none)."""
     deps: dict[int, frozenset[int]] = {}
     for node in forward:

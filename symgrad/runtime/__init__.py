@@ -1,10 +1,10 @@
 """The NumPy helpers generated modules carry, as functions and as source.
 
-`core.py` and `special.py` define them (each a top-level `def _name`, importing only
-`math` and `numpy`); this package publishes them: `HELPERS` maps each name to the
-function (the evaluator calls these), and `source(names)` gives the source text of the
-named helpers and of those they call, which the renderer copies verbatim into a
-module.
+`core.py`, `special.py` and `second_order.py` define them (each a top-level
+`def _name`, importing only `math` and `numpy`); this package publishes them:
+`HELPERS` maps each name to the function (the evaluator calls these), and
+`source(names)` gives the source text of the named helpers and of those they call,
+which the renderer copies verbatim into a module.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from symgrad.runtime import core, special
+from symgrad.runtime import core, second_order, special
 
-_MODULES = (core, special)
+_MODULES = (core, special, second_order)
 _CALL = re.compile(r"(?<![\w.])(_[a-z]\w*)\(")
 
 

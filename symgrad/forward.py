@@ -1,0 +1,202 @@
+"""Forward mode: tangent nodes added to the expression graph.
+
+Given tangents for some nodes (the inputs' directions ẋ), each node's tangent is the
+sum over its arguments of the local partial times the argument's tangent. The local
+rules are the registry's, replayed by `symgrad.local_rules` with the argument's
+tangent as the upstream, so kinks select here as they do in reverse mode: relu's
+tangent is where(x > 0, ẋ, 0) and clip's is ẋ inside its bounds, as PyTorch's forward
+AD computes them (its `auto_element_wise` formulas are the backward ones with the
+tangent as the upstream). Two kinds of rows need more than that product:
+
+- reductions (sum, mean, max(x), norm, ...): the product has the argument's shape and
+  the tangent is its sum, counted over the argument's shape when the tangent is
+  smaller (a scalar input's direction in sum(x + y));
+- `unbroadcast`, which sums a gradient back to an input's shape, is linear: the
+  tangent is the same summing of the tangent.
+
+Masks carry no tangent. `where(c, a, b)`'s tangent selects, where(c, ȧ, ḃ), so a nan
+tangent in the branch not taken never shows, as in first order.
+
+Pushed through the reverse program's adjoints with vectors as the inputs' tangents,
+this is forward-over-reverse, the Hessian-vector product; with the tangent 1 on one
+scalar input it gives a Hessian column as graph nodes, and the entries that fold to
+the constant 0 are the structural zeros (`hessian_columns`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+
+from symgrad.graph import Graph, Node, ancestors, walk_consumers
+from symgrad.local_rules import local_terms
+
+# Rows without a tangent whatever their arguments': masks, dtypes, counts.
+NO_TANGENT = frozenset({"dtype", "float", "any_like", "size"})
+
+Deps = Mapping[int, frozenset[int]]
+
+
+def push(
+    graph: Graph,
+    nodes: Iterable[Node],
+    seeds: Mapping[int, Node],
+    convention: str,
+    deps: Deps,
+) -> dict[int, Node]:
+    """The tangent of each node of `nodes` (topological order) that has one.
+
+    `seeds` maps node ids (inputs) to their tangent nodes, which must have the shape of
+    the node they belong to. `deps` gives, for each node, the inputs whose shapes it
+    broadcasts (`reverse.dependencies`): where a reduction's argument may be larger
+    than its tangent, the tangent is summed as if broadcast to the argument.
+    """
+    tangents: dict[int, Node] = dict(seeds)
+    # The inputs whose broadcast shape each tangent has at least (seeds: their own).
+    # (keyed by the tangent node's id)
+    shaped: dict[int, frozenset[int]] = {t.id: frozenset({i}) for i, t in seeds.items()}
+    for node in nodes:
+        if node.id in tangents or not node.args:
+            continue
+        tangent = _tangent(graph, node, tangents, shaped, convention, deps)
+        if tangent is None or (tangent.is_const and tangent.value == 0):
+            continue
+        tangents[node.id] = tangent
+    return tangents
+
+
+def _tangent(
+    graph: Graph,
+    node: Node,
+    tangents: dict[int, Node],
+    shaped: dict[int, frozenset[int]],
+    convention: str,
+    deps: Deps,
+) -> Node | None:
+    if node.is_mask or node.op in NO_TANGENT:
+        return None
+    carried = [(i, tangents.get(a.id)) for i, a in enumerate(node.args)]
+    if all(t is None for _, t in carried):
+        return None
+    rule = node.rule
+    assert rule is not None, node
+    if node.op == "unbroadcast":  # linear in the gradient it sums
+        if carried[0][1] is None:
+            return None
+        return graph.apply("unbroadcast", carried[0][1], *node.args[1:])
+    # the arguments sharing one tangent (x in x*x) go through one replay of the rule
+    groups: dict[int, tuple[Node, set[int]]] = {}
+    for i, t in carried:
+        if t is not None:
+            groups.setdefault(t.id, (t, set()))[1].add(node.args[i].id)
+    terms: list[Node] = []
+    covers: frozenset[int] = frozenset()
+    for t, args in groups.values():
+        for position, term in local_terms(graph, node, t, args, convention):
+            if rule.reduction:
+                arg = node.args[position]
+                if deps.get(arg.id, frozenset({-1})) <= shaped.get(t.id, frozenset()):
+                    term = graph.apply("sum", term)
+                else:  # the tangent may be smaller: sum it as broadcast to arg
+                    term = graph.apply("unbroadcast", term, node, arg)
+            terms.append(term)
+        covers |= shaped.get(t.id, frozenset())
+    if not terms:
+        return None
+    total = terms[0]
+    for term in terms[1:]:
+        total = graph.apply("add", total, term)
+    if node.op == "select":
+        total = _norm_limit(graph, node, total, tangents, convention, deps)
+    if not rule.reduction:
+        shaped[total.id] = shaped.get(total.id, frozenset()) | covers
+    return total
+
+
+def _norm_limit(
+    graph: Graph,
+    node: Node,
+    tangent: Node,
+    tangents: Mapping[int, Node],
+    convention: str,
+    deps: Deps,
+) -> Node:
+    """The tangent of norm's gradient `select(N != 0, G * (x / N))` at N = 0.
+
+    There the gradient is 0 (PyTorch's convention) and its tangent would be 0 too,
+    but the second derivative of phi(norm(x)) has a limit at x = 0 when the adjoint
+    G = phi'(N) g vanishes there: phi''(0) g times the tangent of x (norm(x)**2: 2I),
+    and G / N -> dG/dN, found by pushing the tangent 1 from N. Where G is not 0 at
+    N = 0 (norm(x) itself) there is no limit: nan, as PyTorch's double backward."""
+    mask, value = node.args
+    if not (mask.op == "ne" and mask.args[0].op == "norm" and value.op == "mul"):
+        return tangent
+    norm = mask.args[0]
+    adjoint, ratio = value.args
+    x = norm.args[0]
+    if ratio.op != "div" or ratio.args != (x, norm) or x.id not in tangents:
+        return tangent
+    slope = push(
+        graph,
+        _reachable(norm, walk_consumers(ancestors([adjoint]))),
+        {norm.id: graph.const(1.0)},
+        convention,
+        deps,
+    ).get(adjoint.id)
+    limit = (
+        graph.apply("mul", slope, tangents[x.id])
+        if slope is not None
+        else graph.const(0.0)
+    )
+    at_zero = graph.apply(
+        "where",
+        graph.apply("eq", adjoint, graph.const(0.0)),
+        limit,
+        graph.const(math.nan),
+    )
+    return graph.apply("where", mask, tangent, at_zero)
+
+
+def hessian_columns(
+    graph: Graph,
+    gradients: Sequence[Node | None],
+    inputs: Sequence[Node],
+    convention: str,
+    deps: Deps,
+) -> dict[tuple[int, int], Node]:
+    """The lower triangle of the Hessian of scalar inputs, as graph nodes.
+
+    `gradients[i]` is the gradient (an adjoint node, or None for 0) of `inputs[i]`;
+    entry (i, j), i >= j, is the tangent of gradients[i] when inputs[j] moves with
+    tangent 1. Only the nodes that depend on inputs[j] are visited for column j, so
+    a sparse Hessian costs what its nonzeros cost. Entries absent from the result are
+    structurally zero (no path, or a tangent that folds to 0: abs'' at any point).
+    """
+    targets = [g for g in gradients if g is not None]
+    nodes = ancestors(targets)
+    consumers = walk_consumers(nodes)
+    one = graph.const(1.0)
+    index = {g.id: i for i, g in enumerate(gradients) if g is not None}
+    entries: dict[tuple[int, int], Node] = {}
+    for j, x in enumerate(inputs):
+        reached = _reachable(x, consumers)
+        if not reached:
+            continue
+        tangents = push(graph, reached, {x.id: one}, convention, deps)
+        for node_id, i in index.items():
+            if i >= j and node_id in tangents:
+                entries[(i, j)] = tangents[node_id]
+    return entries
+
+
+def _reachable(start: Node, consumers: Mapping[int, list[Node]]) -> list[Node]:
+    """The nodes (among those `consumers` covers) that depend on `start`, in order."""
+    seen: dict[int, Node] = {}
+    stack = list(consumers.get(start.id, ()))
+    while stack:
+        node = stack.pop()
+        if node.id in seen:
+            continue
+        seen[node.id] = node
+        stack.extend(c for c in consumers.get(node.id, ()) if c.id not in seen)
+    return [seen[i] for i in sorted(seen)]

@@ -1,0 +1,83 @@
+"""Helpers for forward mode and second order, copied into generated modules.
+
+Same contract as `core.py`: imports only `math` and `numpy as np`, one top-level def
+per helper, calling other helpers by name.
+"""
+
+import math
+
+import numpy as np
+
+
+def _as_tangent(tangent, primal):
+    """A tangent (or vector) with the shape and dtype of its primal input."""
+    array = np.asarray(tangent, dtype=primal.dtype)
+    if np.shape(array) != np.shape(primal):
+        array = np.broadcast_to(array, np.shape(primal))
+    return array
+
+
+def _tangent_like(tangent, value):
+    """The output's tangent with exactly the shape and dtype of the value."""
+    with np.errstate(all="ignore"):  # a float64 tangent may overflow float32
+        return np.array(np.broadcast_to(tangent, np.shape(value)), dtype=value.dtype)
+
+
+def _hessian_size(inputs):
+    """The number of rows of the dense Hessian (all input elements); past 10**6
+    entries a dense Hessian is refused: hvp is the way (it never builds the matrix)."""
+    n = sum(int(np.size(x)) for x in inputs)
+    if n * n > 1_000_000:
+        raise ValueError(
+            f"the Hessian would have {n}x{n} = {n * n} entries (more than 10**6): "
+            "use hvp(primals, vectors), which never builds it"
+        )
+    return n
+
+
+def _hessian_by_hvp(hvp, primals, wrt):
+    """The dense Hessian of sum(f) over the elements of the inputs at positions `wrt`
+    of `primals`, flattened in order: one Hessian-vector product per column."""
+    inputs = [primals[k] for k in wrt]
+    n = _hessian_size(inputs)
+    dtype = np.result_type(*inputs)
+    matrix = np.zeros((n, n), dtype=dtype)
+    column = 0
+    for k, x in enumerate(inputs):
+        for element in range(int(np.size(x))):
+            vectors = [np.zeros(np.shape(v), dtype=v.dtype) for v in inputs]
+            vectors[k].flat[element] = 1
+            products = hvp(tuple(primals), tuple(vectors))[1]
+            matrix[:, column] = np.concatenate([np.ravel(p) for p in products])
+            column += 1
+    return matrix
+
+
+def _hessian_from_sparse(rows, columns, values, n, dtype):
+    """The dense (n, n) Hessian with `values` at (rows, columns), zeros elsewhere."""
+    matrix = np.zeros((n, n), dtype=dtype)
+    matrix[rows, columns] = values
+    return matrix
+
+
+def _hessian_blocks(matrix, inputs):
+    """The dense Hessian split into H[i][j] of shape in_i.shape + in_j.shape."""
+    sizes = [int(np.size(x)) for x in inputs]
+    starts = [0]
+    for size in sizes:
+        starts.append(starts[-1] + size)
+    return tuple(
+        tuple(
+            np.reshape(
+                matrix[starts[i] : starts[i + 1], starts[j] : starts[j + 1]],
+                np.shape(a) + np.shape(b),
+            )
+            for j, b in enumerate(inputs)
+        )
+        for i, a in enumerate(inputs)
+    )
+
+
+def _all_scalars(inputs):
+    """Whether every input has exactly one element (the sparse Hessian's case)."""
+    return all(math.prod(np.shape(x)) == 1 for x in inputs)
