@@ -26,6 +26,7 @@ import math
 import numpy as np
 
 INPUTS = ('x',)
+WRT = ('x',)
 EXPRESSION = 'erf(x)'
 CONVENTION = 'torch'
 
@@ -81,11 +82,46 @@ def backward(x, grad_output=None):
     return value_and_grad(x, grad_output=grad_output)[1]
 
 
+def jvp(primals, tangents):
+    """Forward mode: the value and its tangent, the derivative along `tangents`.
+
+    primals holds the inputs in INPUTS order; tangents one array per input of WRT,
+    shaped like it (or broadcasting to it). The tangent has the value's shape and
+    dtype, as torch.func.jvp and jax.jvp give it.
+    """
+    (x,) = primals
+    x = _as_input(x)
+    (_dot_x,) = tangents
+    _dot_x = _as_tangent(_dot_x, x)
+    with np.errstate(all="ignore"):
+        _v1 = _erf(x)
+        _t1 = x ** 2
+        _t2 = -_t1
+        del _t1
+        _t3 = np.exp(_t2)
+        del _t2
+        _t4 = 2 * _dot_x
+        _t5 = _t4 * 0.5641895835477563
+        del _t4
+        _t6 = _t5 * _t3
+        del _t3, _t5
+    _value = np.asarray(_v1)
+    return _value, _tangent_like(_t6, _value)
+
+
 def _as_input(value):
     """An input as an array: floats keep their dtype, anything else becomes float64."""
     array = np.asarray(value)
     if array.dtype.kind != "f":
         array = array.astype(np.float64)
+    return array
+
+
+def _as_tangent(tangent, primal):
+    """A tangent (or vector) with the shape and dtype of its primal input."""
+    array = np.asarray(tangent, dtype=primal.dtype)
+    if np.shape(array) != np.shape(primal):
+        array = np.broadcast_to(array, np.shape(primal))
     return array
 
 
@@ -238,6 +274,12 @@ def _special_select(mask):
     if mask.all():
         return slice(None)
     return np.flatnonzero(mask)
+
+
+def _tangent_like(tangent, value):
+    """The output's tangent with exactly the shape and dtype of the value."""
+    with np.errstate(all="ignore"):  # a float64 tangent may overflow float32
+        return np.array(np.broadcast_to(tangent, np.shape(value)), dtype=value.dtype)
 
 
 def _unbroadcast(grad, shape, consumer_shape):

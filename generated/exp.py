@@ -26,6 +26,7 @@ import math
 import numpy as np
 
 INPUTS = ('x',)
+WRT = ('x',)
 EXPRESSION = 'exp(x)'
 CONVENTION = 'torch'
 
@@ -64,11 +65,37 @@ def backward(x, grad_output=None):
     return value_and_grad(x, grad_output=grad_output)[1]
 
 
+def jvp(primals, tangents):
+    """Forward mode: the value and its tangent, the derivative along `tangents`.
+
+    primals holds the inputs in INPUTS order; tangents one array per input of WRT,
+    shaped like it (or broadcasting to it). The tangent has the value's shape and
+    dtype, as torch.func.jvp and jax.jvp give it.
+    """
+    (x,) = primals
+    x = _as_input(x)
+    (_dot_x,) = tangents
+    _dot_x = _as_tangent(_dot_x, x)
+    with np.errstate(all="ignore"):
+        _v1 = np.exp(x)
+        _t1 = _dot_x * _v1
+    _value = np.asarray(_v1)
+    return _value, _tangent_like(_t1, _value)
+
+
 def _as_input(value):
     """An input as an array: floats keep their dtype, anything else becomes float64."""
     array = np.asarray(value)
     if array.dtype.kind != "f":
         array = array.astype(np.float64)
+    return array
+
+
+def _as_tangent(tangent, primal):
+    """A tangent (or vector) with the shape and dtype of its primal input."""
+    array = np.asarray(tangent, dtype=primal.dtype)
+    if np.shape(array) != np.shape(primal):
+        array = np.broadcast_to(array, np.shape(primal))
     return array
 
 
@@ -91,6 +118,12 @@ def _grad_like(grad, value, keep):
         return grad
     with np.errstate(all="ignore"):  # a float64 gradient may overflow float32
         return np.array(np.broadcast_to(grad, shape), dtype=value.dtype)
+
+
+def _tangent_like(tangent, value):
+    """The output's tangent with exactly the shape and dtype of the value."""
+    with np.errstate(all="ignore"):  # a float64 tangent may overflow float32
+        return np.array(np.broadcast_to(tangent, np.shape(value)), dtype=value.dtype)
 
 
 def _unbroadcast(grad, shape, consumer_shape):

@@ -32,6 +32,7 @@ import math
 import numpy as np
 
 INPUTS = ('x', 'y')
+WRT = ('x', 'y')
 EXPRESSION = 'x < y'
 CONVENTION = 'torch'
 
@@ -78,11 +79,41 @@ def backward(x, y, grad_output=None):
     return value_and_grad(x, y, grad_output=grad_output)[1]
 
 
+def jvp(primals, tangents):
+    """Forward mode: the value and its tangent, the derivative along `tangents`.
+
+    primals holds the inputs in INPUTS order; tangents one array per input of WRT,
+    shaped like it (or broadcasting to it). The tangent has the value's shape and
+    dtype, as torch.func.jvp and jax.jvp give it.
+    """
+    x, y = primals
+    x = _as_input(x)
+    y = _as_input(y)
+    _dot_x, _dot_y = tangents
+    _dot_x = _as_tangent(_dot_x, x)
+    _dot_y = _as_tangent(_dot_y, y)
+    with np.errstate(all="ignore"):
+        _v1 = (x < y)
+        _dtype = _input_dtype(x, y)
+        _v2 = np.asarray(_v1, dtype=_dtype)
+        del _dtype, _v1
+    _value = np.asarray(_v2)
+    return _value, _tangent_like(0.0, _value)
+
+
 def _as_input(value):
     """An input as an array: floats keep their dtype, anything else becomes float64."""
     array = np.asarray(value)
     if array.dtype.kind != "f":
         array = array.astype(np.float64)
+    return array
+
+
+def _as_tangent(tangent, primal):
+    """A tangent (or vector) with the shape and dtype of its primal input."""
+    array = np.asarray(tangent, dtype=primal.dtype)
+    if np.shape(array) != np.shape(primal):
+        array = np.broadcast_to(array, np.shape(primal))
     return array
 
 
@@ -110,6 +141,12 @@ def _grad_like(grad, value, keep):
 def _input_dtype(*inputs):
     """The floating dtype of the inputs, which masks used as numbers are cast to."""
     return np.result_type(*inputs) if inputs else np.dtype(np.float64)
+
+
+def _tangent_like(tangent, value):
+    """The output's tangent with exactly the shape and dtype of the value."""
+    with np.errstate(all="ignore"):  # a float64 tangent may overflow float32
+        return np.array(np.broadcast_to(tangent, np.shape(value)), dtype=value.dtype)
 
 
 def _unbroadcast(grad, shape, consumer_shape):

@@ -30,6 +30,7 @@ import math
 import numpy as np
 
 INPUTS = ('x',)
+WRT = ('x',)
 EXPRESSION = 'max(x)'
 CONVENTION = 'torch'
 
@@ -98,11 +99,53 @@ def backward(x, grad_output=None):
     return value_and_grad(x, grad_output=grad_output)[1]
 
 
+def jvp(primals, tangents):
+    """Forward mode: the value and its tangent, the derivative along `tangents`.
+
+    primals holds the inputs in INPUTS order; tangents one array per input of WRT,
+    shaped like it (or broadcasting to it). The tangent has the value's shape and
+    dtype, as torch.func.jvp and jax.jvp give it.
+    """
+    (x,) = primals
+    x = _as_input(x)
+    (_dot_x,) = tangents
+    _dot_x = _as_tangent(_dot_x, x)
+    with np.errstate(all="ignore"):
+        _v1 = np.max(x)
+        _t1 = (x == _v1)
+        _t2 = (x != x)
+        _t3 = (_v1 != _v1)
+        _dtype = _input_dtype(x)
+        _t4 = np.asarray(_t2, dtype=_dtype)
+        del _t2
+        _t5 = np.asarray(_t1, dtype=_dtype)
+        del _dtype, _t1
+        _t6 = np.where(_t3, _t4, _t5)
+        del _t3, _t4, _t5
+        _t7 = np.sum(_t6)
+        _t8 = _dot_x / _t7
+        del _t7
+        _t9 = np.where(_t6, _t8, 0)
+        del _t6, _t8
+        _t10 = np.sum(_t9)
+        del _t9
+    _value = np.asarray(_v1)
+    return _value, _tangent_like(_t10, _value)
+
+
 def _as_input(value):
     """An input as an array: floats keep their dtype, anything else becomes float64."""
     array = np.asarray(value)
     if array.dtype.kind != "f":
         array = array.astype(np.float64)
+    return array
+
+
+def _as_tangent(tangent, primal):
+    """A tangent (or vector) with the shape and dtype of its primal input."""
+    array = np.asarray(tangent, dtype=primal.dtype)
+    if np.shape(array) != np.shape(primal):
+        array = np.broadcast_to(array, np.shape(primal))
     return array
 
 
@@ -130,6 +173,12 @@ def _grad_like(grad, value, keep):
 def _input_dtype(*inputs):
     """The floating dtype of the inputs, which masks used as numbers are cast to."""
     return np.result_type(*inputs) if inputs else np.dtype(np.float64)
+
+
+def _tangent_like(tangent, value):
+    """The output's tangent with exactly the shape and dtype of the value."""
+    with np.errstate(all="ignore"):  # a float64 tangent may overflow float32
+        return np.array(np.broadcast_to(tangent, np.shape(value)), dtype=value.dtype)
 
 
 def _unbroadcast(grad, shape, consumer_shape):

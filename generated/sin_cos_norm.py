@@ -30,6 +30,7 @@ import math
 import numpy as np
 
 INPUTS = ('x',)
+WRT = ('x',)
 EXPRESSION = 'sin(cos(norm(x)**2 + 1))'
 CONVENTION = 'torch'
 
@@ -120,11 +121,63 @@ def backward(x, grad_output=None):
     return value_and_grad(x, grad_output=grad_output)[1]
 
 
+def jvp(primals, tangents):
+    """Forward mode: the value and its tangent, the derivative along `tangents`.
+
+    primals holds the inputs in INPUTS order; tangents one array per input of WRT,
+    shaped like it (or broadcasting to it). The tangent has the value's shape and
+    dtype, as torch.func.jvp and jax.jvp give it.
+    """
+    (x,) = primals
+    x = _as_input(x)
+    (_dot_x,) = tangents
+    _dot_x = _as_tangent(_dot_x, x)
+    with np.errstate(all="ignore"):
+        _v1 = _norm2(x)
+        _v2 = _v1 ** 2
+        _v3 = _v2 + 1
+        del _v2
+        _v4 = np.cos(_v3)
+        _v5 = np.sin(_v4)
+        _t1 = np.cos(_v4)
+        del _v4
+        _t2 = np.sin(_v3)
+        del _v3
+        _t3 = x / _v1
+        _t4 = (_v1 != 0)
+        _t5 = _dot_x * _t3
+        del _t3
+        _t6 = np.where(_t4, _t5, 0)
+        del _t4, _t5
+        _t7 = np.sum(_t6)
+        del _t6
+        _t8 = 2 * _t7
+        del _t7
+        _t9 = _t8 * _v1
+        del _t8, _v1
+        _t10 = _t9 * _t2
+        del _t2, _t9
+        _t11 = -_t10
+        del _t10
+        _t12 = _t11 * _t1
+        del _t1, _t11
+    _value = np.asarray(_v5)
+    return _value, _tangent_like(_t12, _value)
+
+
 def _as_input(value):
     """An input as an array: floats keep their dtype, anything else becomes float64."""
     array = np.asarray(value)
     if array.dtype.kind != "f":
         array = array.astype(np.float64)
+    return array
+
+
+def _as_tangent(tangent, primal):
+    """A tangent (or vector) with the shape and dtype of its primal input."""
+    array = np.asarray(tangent, dtype=primal.dtype)
+    if np.shape(array) != np.shape(primal):
+        array = np.broadcast_to(array, np.shape(primal))
     return array
 
 
@@ -158,6 +211,12 @@ def _norm2(x):
         return np.sqrt(np.sum(a * a))
     r = a / scale
     return scale * np.sqrt(np.sum(r * r))
+
+
+def _tangent_like(tangent, value):
+    """The output's tangent with exactly the shape and dtype of the value."""
+    with np.errstate(all="ignore"):  # a float64 tangent may overflow float32
+        return np.array(np.broadcast_to(tangent, np.shape(value)), dtype=value.dtype)
 
 
 def _unbroadcast(grad, shape, consumer_shape):

@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 INPUTS = ('x', 'y')
+WRT = ('x', 'y')
 EXPRESSION = 'x**2 + y**2'
 CONVENTION = 'torch'
 
@@ -100,11 +101,49 @@ def backward(x, y, grad_output=None):
     return value_and_grad(x, y, grad_output=grad_output)[1]
 
 
+def jvp(primals, tangents):
+    """Forward mode: the value and its tangent, the derivative along `tangents`.
+
+    primals holds the inputs in INPUTS order; tangents one array per input of WRT,
+    shaped like it (or broadcasting to it). The tangent has the value's shape and
+    dtype, as torch.func.jvp and jax.jvp give it.
+    """
+    x, y = primals
+    x = _as_input(x)
+    y = _as_input(y)
+    _dot_x, _dot_y = tangents
+    _dot_x = _as_tangent(_dot_x, x)
+    _dot_y = _as_tangent(_dot_y, y)
+    with np.errstate(all="ignore"):
+        _v1 = x ** 2
+        _v2 = y ** 2
+        _v3 = _v1 + _v2
+        del _v1, _v2
+        _t1 = 2 * _dot_x
+        _t2 = _t1 * x
+        del _t1
+        _t3 = 2 * _dot_y
+        _t4 = _t3 * y
+        del _t3
+        _t5 = _t2 + _t4
+        del _t2, _t4
+    _value = np.asarray(_v3)
+    return _value, _tangent_like(_t5, _value)
+
+
 def _as_input(value):
     """An input as an array: floats keep their dtype, anything else becomes float64."""
     array = np.asarray(value)
     if array.dtype.kind != "f":
         array = array.astype(np.float64)
+    return array
+
+
+def _as_tangent(tangent, primal):
+    """A tangent (or vector) with the shape and dtype of its primal input."""
+    array = np.asarray(tangent, dtype=primal.dtype)
+    if np.shape(array) != np.shape(primal):
+        array = np.broadcast_to(array, np.shape(primal))
     return array
 
 
@@ -134,6 +173,12 @@ def _sum_like(grad, target, consumer):
     it), summed back to the shape of `target`, which broadcasting stretched."""
     shape = np.shape(target)
     return _unbroadcast(grad, shape, np.broadcast_shapes(np.shape(consumer), shape))
+
+
+def _tangent_like(tangent, value):
+    """The output's tangent with exactly the shape and dtype of the value."""
+    with np.errstate(all="ignore"):  # a float64 tangent may overflow float32
+        return np.array(np.broadcast_to(tangent, np.shape(value)), dtype=value.dtype)
 
 
 def _unbroadcast(grad, shape, consumer_shape):

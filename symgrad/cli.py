@@ -141,6 +141,7 @@ def build_parser() -> _Parser:
         help="the module file to write (or a folder for NAME.py)",
     )
     generate.add_argument("--name", help="module name (default: the file's name)")
+    _order_option(generate, "also write hvp, hessian, hessian_matrix, hessian_sparse")
     generate.add_argument(
         "--force",
         action="store_true",
@@ -205,6 +206,16 @@ def _plot_options(parser: argparse.ArgumentParser) -> None:
         help="fixed values for the inputs that are not varied",
     )
     _convention_option(parser)
+
+
+def _order_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--order",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help=f"2: second derivatives too ({what})",
+    )
 
 
 def _convention_option(parser: argparse.ArgumentParser) -> None:
@@ -431,6 +442,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         name=args.name,
         force=args.force,
         argv=_regenerate_command(args),
+        order=args.order,
     )
     print(f"wrote {path}")
     return 0
@@ -448,6 +460,8 @@ def _regenerate_command(args: argparse.Namespace) -> list[str]:
         options += ["--inputs", shlex.quote(args.inputs)]
     if args.convention != "torch":
         options += ["--convention", args.convention]
+    if args.order != 1:
+        options += ["--order", str(args.order)]
     if text.startswith("--"):  # `--x` would read as an option: EXPR last, after --
         parts = ["symgrad", "generate", *options, "--", quoted]
     else:

@@ -123,10 +123,18 @@ class Derivation:
         return reverse.Function(self.program)
 
     def module_source(
-        self, *, command: str = "", title: str | None = None, free_early: bool = True
+        self,
+        *,
+        command: str = "",
+        title: str | None = None,
+        free_early: bool = True,
+        order: int = 1,
     ) -> str:
-        """A standalone NumPy module computing the value and the gradient."""
-        lowered = numpy_code.lower(self.program)
+        """A standalone NumPy module computing the value and the gradient (forward,
+        backward, value_and_grad, jvp), and with `order` 2 hvp and the Hessians."""
+        if order not in (1, 2):
+            raise SymgradError(f"--order {order}: symgrad derives orders 1 and 2")
+        lowered = numpy_code.lower(self.program, order)
         from symgrad import __version__
 
         if self.derivatives:

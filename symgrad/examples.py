@@ -25,6 +25,14 @@ SEEDS: dict[str, tuple[str, str]] = {
     "sin_cos_norm": ("sin(cos(norm(x)**2 + 1))", "seed 004: a vector x"),
     "mean_square": ("mean((x + 2)*(x + 2)*2)", "seed 004: mean of a product"),
 }
+# name -> (expression, what it shows, extra `symgrad generate` options)
+SECOND_ORDER: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "sin_cos_norm_order2": (
+        "sin(cos(norm(x)**2 + 1))",
+        "seed 004 with hvp and Hessians (the limit at x = 0)",
+        ("--order", "2"),
+    ),
+}
 
 
 def generate_all(folder: Path) -> list[Path]:
@@ -32,9 +40,11 @@ def generate_all(folder: Path) -> list[Path]:
     from symgrad.cli import main
 
     written = []
-    for name, (expression, _) in SEEDS.items():
+    jobs = [(n, e, ()) for n, (e, _) in SEEDS.items()]
+    jobs += [(n, e, options) for n, (e, _, options) in SECOND_ORDER.items()]
+    for name, expression, options in jobs:
         path = folder / f"{name}.py"
-        code = main(["generate", expression, "-o", str(path)])
+        code = main(["generate", expression, "-o", str(path), *options])
         if code != 0:
             raise SystemExit(code)
         written.append(path)

@@ -29,7 +29,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 
 from symgrad.graph import Graph, Node, ancestors, walk_consumers
-from symgrad.local_rules import local_terms
+from symgrad.local_rules import local_terms, tangent_term
 
 # Rows without a tangent whatever their arguments': masks, dtypes, counts.
 NO_TANGENT = frozenset({"dtype", "float", "any_like", "size"})
@@ -84,6 +84,13 @@ def _tangent(
         if carried[0][1] is None:
             return None
         return graph.apply("unbroadcast", carried[0][1], *node.args[1:])
+    if rule.tangent is not None:  # the row's own forward rule
+        own = tangent_term(graph, node, [t for _, t in carried], convention)
+        if own is not None:
+            shaped[own.id] = shaped.get(own.id, frozenset()) | frozenset().union(
+                *(shaped.get(t.id, frozenset()) for _, t in carried if t is not None)
+            )
+        return own
     # the arguments sharing one tangent (x in x*x) go through one replay of the rule
     groups: dict[int, tuple[Node, set[int]]] = {}
     for i, t in carried:
@@ -143,11 +150,13 @@ def _norm_limit(
         convention,
         deps,
     ).get(adjoint.id)
-    limit = (
-        graph.apply("mul", slope, tangents[x.id])
-        if slope is not None
-        else graph.const(0.0)
-    )
+    direction = tangents[x.id]
+    if slope is None:
+        limit = graph.const(0.0)
+    elif direction.is_const and direction.value == 1.0:  # a Hessian column
+        limit = slope
+    else:
+        limit = graph.apply("mul", slope, direction)
     at_zero = graph.apply(
         "where",
         graph.apply("eq", adjoint, graph.const(0.0)),
@@ -155,6 +164,34 @@ def _norm_limit(
         graph.const(math.nan),
     )
     return graph.apply("where", mask, tangent, at_zero)
+
+
+def carries(node: Node, position: int) -> bool:
+    """Whether argument `position` of `node` can pass a tangent into it: not into a
+    mask or a dtype, nor through an argument read only for its shape (the target
+    and consumer of `unbroadcast`) or as a condition (where's, select's)."""
+    if node.is_mask or node.op in NO_TANGENT:
+        return False
+    if node.op == "unbroadcast":
+        return position == 0
+    if node.op in ("where", "select"):
+        return position != 0
+    return True
+
+
+def useful(targets: Iterable[Node]) -> list[Node]:
+    """The nodes whose tangents can reach `targets`, targets included, in order."""
+    seen: dict[int, Node] = {}
+    stack = list(targets)
+    while stack:
+        node = stack.pop()
+        if node.id in seen:
+            continue
+        seen[node.id] = node
+        stack.extend(
+            a for i, a in enumerate(node.args) if a.id not in seen and carries(node, i)
+        )
+    return [seen[i] for i in sorted(seen)]
 
 
 def hessian_columns(
@@ -173,8 +210,12 @@ def hessian_columns(
     structurally zero (no path, or a tangent that folds to 0: abs'' at any point).
     """
     targets = [g for g in gradients if g is not None]
-    nodes = ancestors(targets)
-    consumers = walk_consumers(nodes)
+    nodes = useful(targets)
+    consumers: dict[int, list[Node]] = {}
+    for node in nodes:
+        for i, arg in enumerate(node.args):
+            if carries(node, i):
+                consumers.setdefault(arg.id, []).append(node)
     one = graph.const(1.0)
     index = {g.id: i for i, g in enumerate(gradients) if g is not None}
     entries: dict[tuple[int, int], Node] = {}

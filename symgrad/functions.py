@@ -79,6 +79,7 @@ logsumexp = _make("logsumexp", 1)
 # Internal helpers that derivative rules are written with.
 size = _make("size", 1)
 prod_grad = _make("prod_grad", 2)
+prod_grad_tangent = _make("prod_grad_tangent", 2)  # (x, dx): prod_grad's tangent
 safe_recip = _make("safe_recip", 1)
 unbroadcast = _make("unbroadcast", 3)  # (term, target, consumer)
 select = _make("select", 2)  # (mask, value): value where mask, exactly 0 elsewhere

@@ -57,12 +57,13 @@ def write_module(
     name: str | None = None,
     force: bool = False,
     argv: Sequence[str] | None = None,
+    order: int = 1,
 ) -> Path:
     """Render the module for `derivation` and write it to `output` atomically."""
     path, module = module_path(output, name)
     _check_overwrite(path, force)
     command = " ".join(argv) if argv else ""
-    source = derivation.module_source(command=command)
+    source = derivation.module_source(command=command, order=order)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(

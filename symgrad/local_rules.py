@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Set
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 
 import sympy as sp
@@ -41,6 +41,27 @@ def local_terms(
     wanted = tuple(a.id in needs for a in node.args)
     one = upstream.is_const and upstream.value == 1.0
     recipe = _recipe(node.op, pattern, wanted, one, convention)
+    return _replay(graph, recipe, node, (upstream,))
+
+
+def tangent_term(
+    graph: Graph, node: Node, tangents: Sequence[Node | None], convention: str
+) -> Node | None:
+    """The tangent of `node` by its row's own forward rule (`Rule.tangent`), given
+    its arguments' tangents (None: 0); None if the row has no such rule."""
+    rule = registry.BY_NAME[node.op]
+    if rule.tangent is None:
+        return None
+    pattern = tuple(_constant_key(a) for a in node.args)
+    present = tuple(t is not None for t in tangents)
+    recipe = _tangent_recipe(node.op, pattern, present, convention)
+    terms = _replay(graph, recipe, node, tuple(tangents))
+    return terms[0][1] if terms else None
+
+
+def _replay(
+    graph: Graph, recipe: Recipe, node: Node, upstreams: tuple[Node | None, ...]
+) -> list[tuple[int, Node]]:
     built: list[Node] = []
     for op, refs in recipe.steps:
         if op == "const":
@@ -48,10 +69,10 @@ def local_terms(
         elif op == "dtype":
             built.append(graph.dtype())
         else:
-            args = [_resolve(ref, built, node, upstream) for ref in refs]
+            args = [_resolve(ref, built, node, upstreams) for ref in refs]
             built.append(graph.apply(op, *args))
     return [
-        (position, _resolve(ref, built, node, upstream))
+        (position, _resolve(ref, built, node, upstreams))
         for position, ref in recipe.terms
     ]
 
@@ -68,14 +89,18 @@ class Recipe:
     terms: tuple[tuple[int, Ref], ...]
 
 
-def _resolve(ref: Ref, built: list[Node], node: Node, upstream: Node) -> Node:
+def _resolve(
+    ref: Ref, built: list[Node], node: Node, upstreams: tuple[Node | None, ...]
+) -> Node:
     kind, value = ref
     if kind == "a":
         return node.args[value]  # type: ignore[index]
     if kind == "o":
         return node
-    if kind == "g":
-        return upstream
+    if kind == "g":  # the upstream: of the node (reverse), of an argument (forward)
+        return upstreams[0]  # type: ignore[return-value]
+    if kind == "t":  # argument `value`'s tangent (a row's own forward rule)
+        return upstreams[value]  # type: ignore[index, return-value]
     return built[value]  # type: ignore[index]
 
 
@@ -124,6 +149,44 @@ def _recipe(
     refs: dict[int, Ref] = {a.id: ("a", i) for i, a in enumerate(args)}
     refs[out_node.id] = ("o", None)
     refs[g_node.id] = ("g", None)
+    return _recorded(results, refs)
+
+
+@functools.lru_cache(maxsize=1024)
+def _tangent_recipe(
+    op: str, pattern: tuple[object, ...], present: tuple[bool, ...], convention: str
+) -> Recipe:
+    """The recipe of a row's forward rule: its tangent from the arguments' tangents
+    (absent ones are 0, so SymPy drops their terms)."""
+    rule = registry.BY_NAME[op]
+    assert rule.tangent is not None
+    scratch = Graph()
+    placeholders = [_placeholder_symbol(v, i) for i, v in enumerate(pattern)]
+    args = [scratch.input(f"_a{i}") for i in range(len(pattern))]
+    out_node = scratch.input("_out")
+    dots = [sp.Symbol(f"_t{i}", real=True) for i in range(len(pattern))]
+    dot_nodes = [scratch.input(f"_t{i}") for i in range(len(pattern))]
+    mapping: dict[sp.Basic, Node] = {_OUT: out_node}
+    for symbol, arg in zip(placeholders, args, strict=True):
+        if isinstance(symbol, sp.Symbol):
+            mapping[symbol] = arg
+    mapping.update(zip(dots, dot_nodes, strict=True))
+    expr = sp.sympify(
+        rule.tangent(
+            *placeholders,
+            _OUT,
+            *(d if p else sp.S.Zero for d, p in zip(dots, present, strict=True)),
+        )
+    )
+    results = [] if expr == 0 else [(0, to_graph(scratch, expr, mapping))]
+    refs: dict[int, Ref] = {a.id: ("a", i) for i, a in enumerate(args)}
+    refs[out_node.id] = ("o", None)
+    refs.update({d.id: ("t", i) for i, d in enumerate(dot_nodes)})
+    return _recorded(results, refs)
+
+
+def _recorded(results: list[tuple[int, Node]], refs: dict[int, Ref]) -> Recipe:
+    """The scratch-graph nodes computing `results`, as replayable steps."""
     steps: list[tuple[str, tuple[Ref, ...]]] = []
     for n in ancestors([r for _, r in results]):
         if n.id in refs:

@@ -11,7 +11,9 @@ an underscore, so no input name (which cannot) collides with one.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from symgrad import evaluate, registry
 from symgrad.graph import GRAD_OUTPUT, Node, ancestors, literal
@@ -40,6 +42,17 @@ class NumpyProgram:
     gradients: dict[str, str]  # input name -> code of its (unshaped) gradient
     default_gradients: dict[str, str]
     helpers: tuple[str, ...]  # runtime helpers used (`_erf`)
+    wrt: tuple[str, ...] = ()  # the inputs with gradients, tangents and vectors
+    # forward mode: tangent lines after the forward ones, and the value's tangent
+    jvp: list[Line] = field(default_factory=list)
+    jvp_tangent: str = "0.0"
+    # second order (None unless asked for): forward-over-reverse with grad_output ...
+    hvp: list[Line] | None = None
+    hvp_products: dict[str, str] = field(default_factory=dict)
+    # ... and the scalar inputs' Hessian: its lines, entries and where they go
+    hessian: list[Line] | None = None
+    hessian_entries: list[str] = field(default_factory=list)
+    hessian_sparsity: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
 
 
 def spell(node: Node, names: dict[int, str]) -> str:
@@ -101,8 +114,73 @@ def _backward_names(
     return named
 
 
-def lower(program: Program) -> NumpyProgram:
-    """The program as named NumPy lines: forward, and backward for both seeds."""
+def _section(
+    targets: list[Node], known: dict[int, str], prefix_of: Callable[[Node], str]
+) -> tuple[list[Line], dict[int, str]]:
+    """Lines computing `targets` from the `known` names: each new node named by its
+    kind's prefix and a count (`_t1, _t2, ...`), inputs by their own names."""
+    local = dict(known)
+    counts: dict[str, int] = {}
+    lines: list[Line] = []
+    for node in ancestors(targets):
+        if node.id in local or node.op == "const":
+            continue
+        if node.op == "input":  # grad_output, a tangent `_dot_x`
+            local[node.id] = node.name  # type: ignore[assignment]
+            continue
+        if node.op == "dtype":
+            name = DTYPE
+        else:
+            prefix = prefix_of(node)
+            counts[prefix] = counts.get(prefix, 0) + 1
+            name = f"{prefix}{counts[prefix]}"
+        local[node.id] = name
+        lines.append(Line(name, spell(node, local)))
+    return lines, local
+
+
+def _second_order(program: Program, named: dict[int, str]) -> dict[str, Any]:
+    """The hvp and Hessian lines (`_g` backward, `_t` tangents, `_h` Hessian)."""
+    backward = {n.id for n in ancestors(list(program.backward.adjoints.values()))}
+
+    def hvp_kind(node: Node) -> str:
+        return "_g" if node.id in backward else "_t"
+
+    products = {n: p for n, p in program.hvp_outputs.items() if p is not None}
+    hvp, hvp_names = _section(list(products.values()), named, hvp_kind)
+    default = {
+        n.id
+        for n in ancestors(
+            [g for g in program.gradients(default=True).values() if g is not None]
+        )
+    }
+
+    def hessian_kind(node: Node) -> str:
+        return "_g" if node.id in default else "_h"
+
+    rows, columns = program.hessian_sparsity
+    entries = [program.hessian_node(i, j) for i, j in zip(rows, columns, strict=True)]
+    hessian, hessian_names = _section(
+        [e for e in entries if e is not None], named, hessian_kind
+    )
+    return {
+        "hvp": hvp,
+        "hvp_products": {
+            n: code_of(products[n], hvp_names) if n in products else "0.0"
+            for n in program.wrt
+        },
+        "hessian": hessian,
+        "hessian_entries": [
+            code_of(e, hessian_names)  # type: ignore[arg-type]
+            for e in entries
+        ],
+        "hessian_sparsity": (rows, columns),
+    }
+
+
+def lower(program: Program, order: int = 1) -> NumpyProgram:
+    """The program as named NumPy lines: forward, backward for both seeds, the
+    tangents (jvp), and with `order` 2 the hvp and Hessian lines."""
     named = _forward_names(program)
     forward = [
         Line(named[n.id], spell(n, named))
@@ -128,9 +206,17 @@ def lower(program: Program) -> NumpyProgram:
         default_backward, default_gradients = None, gradients
     else:
         default_backward, default_gradients = backward_lines(True)
+    tangent = program.jvp_output
+    jvp, jvp_names = _section([] if tangent is None else [tangent], named, _tangent)
+    second = _second_order(program, named) if order >= 2 else {}
     used = {
         m
-        for line in forward + backward + (default_backward or [])
+        for line in forward
+        + backward
+        + (default_backward or [])
+        + jvp
+        + second.get("hvp", [])
+        + second.get("hessian", [])
         for m in _HELPER_CALL.findall(line.code)
     }
     return NumpyProgram(
@@ -142,4 +228,12 @@ def lower(program: Program) -> NumpyProgram:
         gradients=gradients,
         default_gradients=default_gradients,
         helpers=tuple(sorted(used)),
+        wrt=program.wrt,
+        jvp=jvp,
+        jvp_tangent="0.0" if tangent is None else code_of(tangent, jvp_names),
+        **second,
     )
+
+
+def _tangent(node: Node) -> str:
+    return "_t"

@@ -120,27 +120,20 @@ def _text(expr: str | sp.Expr) -> str:
     return expr if isinstance(expr, str) else to_text(expr)
 
 
-def torch_value_and_grad(
-    expr: str | sp.Expr,
-    inputs: Sequence[str],
-    values: Mapping[str, Any],
-    grad_output: Any = None,
-    dtype: str = "float64",
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Value and gradients by PyTorch autograd (the reference) of the string as written.
+def torch_function(
+    expr: str | sp.Expr, inputs: Sequence[str], dtype: str = "float64"
+) -> Callable[..., Any]:
+    """The string as a function of torch tensors (one per input), row by row as
+    written (see `walk`): what torch.autograd and torch.func differentiate.
 
-    Each operation is the registry row's `torch` reference (see `walk`). A mask (bool
-    tensor) used as a number becomes 0/1 in `dtype`, except in the argument positions a
-    row takes masks as they are (`Rule.mask_args`). Inputs that get no gradient (a
-    comparison's output carries none in PyTorch) get zeros.
+    Each operation is the registry row's `torch` reference. A mask (bool tensor) used
+    as a number becomes 0/1 in `dtype`, except in the argument positions a row takes
+    masks as they are (`Rule.mask_args`); a mask-valued result is a number too.
     """
     import torch
 
     tdtype = getattr(torch, dtype)
-    leaves = {
-        n: torch.tensor(np.asarray(values[n]), dtype=tdtype, requires_grad=True)
-        for n in inputs
-    }
+    text = _text(expr)
 
     def apply(rule: registry.Rule, args: list[Any]) -> Any:
         args = [
@@ -149,33 +142,142 @@ def torch_value_and_grad(
         ]
         return rule.torch(torch, *args)
 
-    value = walk(
-        _text(expr),
-        lambda name: leaves[name],
-        lambda v: torch.tensor(v, dtype=tdtype),
-        apply,
+    def function(*tensors: Any) -> Any:
+        bound = dict(zip(inputs, tensors, strict=True))
+        value = walk(
+            text, bound.__getitem__, lambda v: torch.tensor(v, dtype=tdtype), apply
+        )
+        return value.to(tdtype) if value.dtype == torch.bool else value
+
+    return function
+
+
+def _tensors(
+    inputs: Sequence[str], values: Mapping[str, Any], dtype: str
+) -> tuple[Any, ...]:
+    import torch
+
+    return tuple(
+        torch.tensor(np.asarray(values[n]), dtype=getattr(torch, dtype)) for n in inputs
     )
-    if value.dtype == torch.bool:
-        value = value.to(tdtype)
+
+
+def torch_value_and_grad(
+    expr: str | sp.Expr,
+    inputs: Sequence[str],
+    values: Mapping[str, Any],
+    grad_output: Any = None,
+    dtype: str = "float64",
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Value and gradients by PyTorch autograd (the reference) of the string as
+    written (`torch_function`). Inputs that get no gradient (a comparison's output
+    carries none in PyTorch) get zeros."""
+    import torch
+
+    leaves = [t.requires_grad_(True) for t in _tensors(inputs, values, dtype)]
+    value = torch_function(expr, inputs, dtype)(*leaves)
     grads: list[np.ndarray] = []
     if value.requires_grad:
         seed = (
             torch.ones_like(value)
             if grad_output is None
-            else torch.tensor(np.asarray(grad_output), dtype=tdtype)
+            else torch.tensor(np.asarray(grad_output), dtype=value.dtype)
         )
-        got = torch.autograd.grad(
-            value, [leaves[n] for n in inputs], seed, allow_unused=True
-        )
-        for n, g in zip(inputs, got, strict=True):
+        got = torch.autograd.grad(value, leaves, seed, allow_unused=True)
+        for leaf, g in zip(leaves, got, strict=True):
             grads.append(
-                np.zeros(leaves[n].shape, dtype=dtype)
-                if g is None
-                else g.detach().numpy()
+                np.zeros(leaf.shape, dtype=dtype) if g is None else g.detach().numpy()
             )
     else:
-        grads = [np.zeros(leaves[n].shape, dtype=dtype) for n in inputs]
+        grads = [np.zeros(leaf.shape, dtype=dtype) for leaf in leaves]
     return value.detach().numpy(), grads
+
+
+def torch_jvp(
+    expr: str | sp.Expr,
+    inputs: Sequence[str],
+    values: Mapping[str, Any],
+    tangents: Mapping[str, Any],
+    dtype: str = "float64",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Value and tangent by `torch.func.jvp` (PyTorch's forward mode)."""
+    import torch
+
+    primals = _tensors(inputs, values, dtype)
+    directions = tuple(
+        t.expand(p.shape).clone()
+        for t, p in zip(_tensors(inputs, tangents, dtype), primals, strict=True)
+    )
+    value, tangent = torch.func.jvp(
+        torch_function(expr, inputs, dtype), primals, directions
+    )
+    return value.detach().numpy(), tangent.detach().numpy()
+
+
+def torch_hvp(
+    expr: str | sp.Expr,
+    inputs: Sequence[str],
+    values: Mapping[str, Any],
+    vectors: Mapping[str, Any],
+    grad_output: Any = None,
+    dtype: str = "float64",
+) -> list[np.ndarray]:
+    """The Hessian of sum(f * grad_output) times the vectors by PyTorch's double
+    backward: the gradient of sum(gradient * vectors), the gradient taken with
+    create_graph (what `torch.autograd.functional.vhp` computes; its `hvp` goes
+    through a further backward, which gives 0 where this gives nan, e.g. the
+    Hessian of norm(x) at 0)."""
+    import torch
+
+    leaves = [t.requires_grad_(True) for t in _tensors(inputs, values, dtype)]
+    directions = [
+        t.expand(p.shape)
+        for t, p in zip(_tensors(inputs, vectors, dtype), leaves, strict=True)
+    ]
+    value = torch_function(expr, inputs, dtype)(*leaves)
+    zeros = [np.zeros(leaf.shape, dtype=dtype) for leaf in leaves]
+    if not value.requires_grad:
+        return zeros
+    seed = (
+        torch.ones_like(value)
+        if grad_output is None
+        else torch.tensor(np.asarray(grad_output), dtype=value.dtype)
+    )
+    grads = torch.autograd.grad(
+        value, leaves, seed, create_graph=True, allow_unused=True
+    )
+    total = sum(
+        (g * v).sum()
+        for g, v in zip(grads, directions, strict=True)
+        if g is not None and g.requires_grad
+    )
+    if not torch.is_tensor(total):
+        return zeros
+    products = torch.autograd.grad(total, leaves, allow_unused=True)
+    return [
+        z if p is None else p.detach().numpy(force=True)
+        for z, p in zip(zeros, products, strict=True)
+    ]
+
+
+def torch_hessian(
+    expr: str | sp.Expr,
+    inputs: Sequence[str],
+    values: Mapping[str, Any],
+    dtype: str = "float64",
+) -> list[list[np.ndarray]]:
+    """H[i][j] of sum(f), shape in_i.shape + in_j.shape, by
+    `torch.autograd.functional.hessian`."""
+    import torch
+
+    function = torch_function(expr, inputs, dtype)
+    primals = _tensors(inputs, values, dtype)
+    blocks = torch.autograd.functional.hessian(
+        lambda *tensors: function(*tensors).sum(), primals
+    )
+    if torch.is_tensor(blocks):
+        blocks = ((blocks,),)
+    return [[b.detach().numpy() for b in row] for row in blocks]
 
 
 def mpmath_function(expr: str | sp.Expr, inputs: Sequence[str]) -> Callable[..., Any]:
@@ -224,6 +326,30 @@ def mpmath_gradient(
 
             grads.append(float(mp.diff(partial, args[i])))
         return float(value), grads
+
+
+def mpmath_hessian(
+    expr: str | sp.Expr,
+    inputs: Sequence[str],
+    point: Sequence[float],
+    digits: int = 40,
+) -> list[list[float]]:
+    """Second partial derivatives at a scalar point, by mpmath at `digits` digits."""
+    import mpmath as mp
+
+    func = mpmath_function(expr, inputs)
+    with mp.workdps(digits):
+        args = [mp.mpf(p) for p in point]
+        n = len(args)
+        hessian = [[0.0] * n for _ in range(n)]
+        for i in range(n):
+            for j in range(i + 1):
+                orders = [0] * n
+                orders[i] += 1
+                orders[j] += 1
+                entry = float(mp.diff(func, args, tuple(orders)))
+                hessian[i][j] = hessian[j][i] = entry
+        return hessian
 
 
 def finite_differences(

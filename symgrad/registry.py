@@ -88,6 +88,10 @@ class Rule:
     kinks: Callable[..., tuple[tuple[sp.Expr, float, bool], ...]] | None = None
     # Internal rows: the rows (or "graph"/"reverse", the machinery) that use them.
     used_by: tuple[str, ...] = ()
+    # Forward mode's own rule, where PyTorch's forward AD is not the backward rule
+    # with the tangent as the upstream: the tangent as a SymPy expression of the
+    # arguments, ``out`` and the arguments' tangents (0 for those that have none).
+    tangent: Callable[..., sp.Expr] | None = None
 
     @property
     def is_public(self) -> bool:
@@ -133,8 +137,10 @@ def _pow_grad(b: sp.Expr, e: sp.Expr, out: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
         db = sp.S.Zero
     elif e.is_Number:
         db = e * b ** (e - 1)
-    else:
-        db = F.where(F.eq(e, 0), 0, e * b ** (e - 1))
+    else:  # 0 where b == e == 0 (0 * 0**-1 would be nan); a product, so that its
+        # slope in e at e = 0 is 1/b: the Hessian is symmetric (PyTorch's where makes
+        # it 0 there, and its double backward asymmetric)
+        db = e * F.where(F.logical_and(F.eq(b, 0), F.eq(e, 0)), 0, b ** (e - 1))
     if e.is_Number:
         de = sp.S.Zero
     elif b.is_Number:
@@ -330,6 +336,9 @@ RULES: tuple[Rule, ...] = (
         # PyTorch: d/da = 1/b; d/db = -(a/b)/b, computed from the quotient itself
         grad=lambda a, b, out: (1 / b, -sp.UnevaluatedExpr(out / b)),
         shown=lambda a, b, out: (1 / b, -a / b**2),
+        # PyTorch's forward AD: (da - db * out) / b, one division (-inf, not nan, at
+        # b = 0)
+        tangent=lambda a, b, out, da, db: (da - db * out) / b,
         numpy="{0} / {1}",
         torch=lambda t, a, b: a / b,
         arity=(2, 2),
@@ -845,7 +854,15 @@ RULES: tuple[Rule, ...] = (
         "softplus(x)",
         "log(1 + exp(x)); x itself above 20, as PyTorch",
         names=("softplus",),
-        grad=lambda x, out: (F.where(F.gt(x, 20), 1, sp.exp(x) / (sp.exp(x) + 1)),),
+        # at x = 20 exactly PyTorch's derivative is exp(20)/(exp(20) + 1) and its
+        # double backward 0 (a number there: no slope)
+        grad=lambda x, out: (
+            F.where(
+                F.eq(x, 20),
+                sp.exp(20) / (sp.exp(20) + 1),
+                F.where(F.gt(x, 20), 1, sp.exp(x) / (sp.exp(x) + 1)),
+            ),
+        ),
         shown=lambda x, out: (F.sigmoid(x),),
         kink="PyTorch's threshold: above x = 20, softplus(x) = x and its derivative "
         "is 1",
@@ -1113,10 +1130,12 @@ RULES: tuple[Rule, ...] = (
         names=("prod",),
         # selected: with two zeros every partial is 0 whatever the upstream (PyTorch)
         grad=lambda x, out: (
-            F.select(F.ne(F.prod_grad(x, out), 0), F.prod_grad(x, out)),
+            F.select(F.lt(F.sum_(F.eq(x, 0)), 2), F.prod_grad(x, out)),
         ),
         shown=lambda x, out: (out / x,),
-        kink="where x has zeros, the exact product of the other elements, as PyTorch",
+        kink="where x has zeros, the exact product of the other elements, as PyTorch "
+        "(second order: exact with one zero; with exactly two, symgrad's Hessian is 0 "
+        "where PyTorch's has the product of the others at the two zeros' pair)",
         numpy="np.prod({0})",
         latex=r"\prod {0}",
         torch=lambda t, x: t.prod(x),
@@ -1267,6 +1286,26 @@ RULES: tuple[Rule, ...] = (
         torch=lambda t, x, p: p / x,
         mpmath=lambda mp, x, p: p / x,
         used_by=("prod",),
+        # p is prod(x) itself: the tangent along dx of d prod / dx, exact with zeros
+        tangent=lambda x, p, out, dx, dp: F.prod_grad_tangent(x, dx),
+    ),
+    Rule(
+        "prod_grad_tangent",
+        F.prod_grad_tangent,
+        "prod_grad_tangent(x, dx)",
+        "the tangent of d prod(x) / dx along dx (prod's Hessian times dx)",
+        arity=(2, 2),
+        grad=lambda x, dx, out: (sp.nan, sp.nan),
+        kink="exact with zeros (the products of all elements but two); forward "
+        "mode's own rule for prod_grad: never differentiated again (symgrad stops "
+        "at second order)",
+        numpy="_prod_grad_tangent({0}, {1})",
+        latex=r"\dot{{\nabla}} \prod {0}",
+        torch=lambda t, x, dx: t.func.jvp(
+            t.func.grad(lambda u: u.prod()), (x,), (dx.expand(x.shape),)
+        )[1],
+        mpmath=lambda mp, x, dx: mp.mpf(0),  # of a scalar: prod's Hessian is 0
+        used_by=("prod_grad",),
     ),
     Rule(
         "safe_recip",
@@ -1286,7 +1325,8 @@ RULES: tuple[Rule, ...] = (
         "select(mask, v)",
         "v where mask holds, exactly 0 elsewhere (even where v is inf or nan)",
         arity=(2, 2),
-        grad=lambda mask, v, out: (sp.S.Zero, F.ne(mask, 0)),
+        # selects in turn (the tangent of a select is selected by the same mask)
+        grad=lambda mask, v, out: (sp.S.Zero, F.where(mask, 1, 0)),
         kink="the mask is piecewise constant: no gradient flows into it",
         numpy="np.where({0}, {1}, 0)",
         mask_args=(0,),

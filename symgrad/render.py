@@ -18,7 +18,14 @@ from symgrad import runtime
 from symgrad.numpy_code import Line, NumpyProgram
 
 LINE_WIDTH = 88
-ALWAYS_HELPERS = ("_as_input", "_grad_like")
+ALWAYS_HELPERS = ("_as_input", "_as_tangent", "_grad_like", "_tangent_like")
+SECOND_ORDER_HELPERS = (
+    "_all_scalars",
+    "_hessian_blocks",
+    "_hessian_by_hvp",
+    "_hessian_from_sparse",
+    "_input_dtype",
+)
 
 
 @functools.cache
@@ -66,7 +73,7 @@ def _body(lines: list[Line], indent: str) -> str:
     return "\n".join(out)
 
 
-_TEMPORARY = re.compile(r"(?<![\w.])_(?:[vg]\d+|dtype)\b")
+_TEMPORARY = re.compile(r"(?<![\w.])_(?:[vgth]\d+|dtype)\b")
 
 
 def with_deletions(lines: list[Line], keep: set[str], later: set[str]) -> list[Line]:
@@ -158,7 +165,10 @@ def render_module(
     every intermediate value stays readable in the functions' locals (for the steps).
     """
     inputs = program.inputs
-    helpers = tuple(sorted(set(program.helpers) | set(ALWAYS_HELPERS)))
+    wrt = program.wrt or inputs
+    second_order = program.hvp is not None
+    always = ALWAYS_HELPERS + (SECOND_ORDER_HELPERS if second_order else ())
+    helpers = tuple(sorted(set(program.helpers) | set(always)))
 
     def deleting(
         lines: list[Line] | None, keep: set[str], later: set[str]
@@ -242,6 +252,9 @@ def render_module(
         "keep": keep,
         "backward_call": backward_call,
         "helper_sources": sources,
+        "wrt_tuple": _tuple_repr(wrt),
+        "second_order": second_order,
+        **_forward_mode_context(program, inputs, wrt, convert, deleting),
     }
     return _environment().get_template("module.py.jinja").render(**context)
 
@@ -275,6 +288,145 @@ def _backward_block(program: NumpyProgram, deleting: Any) -> str:
             branch(program.backward, program.gradients, " " * 12),
         ]
     ).rstrip()
+
+
+def _tuple_repr(names: tuple[str, ...]) -> str:
+    text = repr(tuple(names))
+    if len(text) < 70:
+        return text
+    return "(\n" + "".join(f"    {n!r},\n" for n in names) + ")"
+
+
+def _args(names: tuple[str, ...]) -> str:
+    """Names inside parentheses: a tuple (one name has its comma), or call args."""
+    text = ", ".join(names) + ("," if len(names) == 1 else "")
+    if len(text) < 60:
+        return text
+    return "\n" + "".join(f"        {n},\n" for n in names) + "    "
+
+
+def _unpack(names: tuple[str, ...], source: str) -> list[str]:
+    """`a, b = source` (wrapped in parentheses when long)."""
+    if not names:
+        return []
+    target = f"({names[0]},)" if len(names) == 1 else ", ".join(names)
+    line = f"    {target} = {source}"
+    if len(line) <= LINE_WIDTH:
+        return [line]
+    return ["    ("] + [f"        {n}," for n in names] + [f"    ) = {source}"]
+
+
+def _forward_mode_context(
+    program: NumpyProgram,
+    inputs: tuple[str, ...],
+    wrt: tuple[str, ...],
+    convert: str,
+    deleting: Any,
+) -> dict[str, Any]:
+    """The template's strings for jvp and, with second order, hvp and Hessians."""
+    dots = tuple(f"_dot_{n}" for n in wrt)
+    as_tangents = [f"    _dot_{n} = _as_tangent(_dot_{n}, {n})" for n in wrt]
+    setup = (
+        _unpack(inputs, "primals") + [convert] + _unpack(dots, "tangents") + as_tangents
+    )
+    context: dict[str, Any] = {
+        "jvp_setup": "\n".join(setup),
+        "jvp_body": _body(
+            deleting(
+                program.forward + program.jvp,
+                {program.value, program.jvp_tangent},
+                set(),
+            ),
+            " " * 8,
+        )
+        or "        pass",
+        "jvp_tangent": program.jvp_tangent,
+    }
+    if program.hvp is None:
+        return context
+    hvp_setup = (
+        _unpack(inputs, "primals")
+        + [convert]
+        + _unpack(dots, "vectors").copy()
+        + [line.replace("tangents", "vectors") for line in as_tangents]
+        + [
+            "    # grad_output=None: the Hessian of sum(value)",
+            "    grad_output = 1.0 if grad_output is None else np.asarray(grad_output)",
+        ]
+    )
+    products = [program.hvp_products[n] for n in wrt]
+    kept = ", ".join(["_value", "grad_output", *inputs])
+    returned = [
+        f"_grad_like({code}, {n}, _keep)" for code, n in zip(products, wrt, strict=True)
+    ]
+    returned_text = (
+        "(" + ", ".join(returned) + ("," if len(returned) == 1 else "") + ")"
+    )
+    entries = program.hessian_entries
+    rows, columns = program.hessian_sparsity
+    context.update(
+        {
+            "hvp_setup": "\n".join(hvp_setup),
+            "hvp_body": _body(
+                deleting(
+                    program.forward + program.hvp, {program.value, *products}, set()
+                ),
+                " " * 8,
+            )
+            or "        pass",
+            "hvp_keep": "\n".join(wrap("_keep = ", f"({kept})", "    ")),
+            "hvp_return": "\n".join(wrap("return _value, ", returned_text, "    ")),
+            "sparsity_rows": _index_array(rows),
+            "sparsity_columns": _index_array(columns),
+            "scalar_convert": "\n".join(
+                [f"    {n} = np.reshape({n}, ())" for n in wrt]
+                + (  # a large program's one backward pass, run with 1
+                    ["    grad_output = 1.0"]
+                    if any("grad_output" in line.code for line in program.hessian or [])
+                    else []
+                )
+            )
+            or "    pass",
+            "hessian_body": _body(
+                deleting(
+                    program.forward + (program.hessian or []), set(entries), set()
+                ),
+                " " * 8,
+            )
+            or "        pass",
+            "hessian_return": "\n".join(
+                wrap("_entries = ", "[" + ", ".join(entries) + "]", "    ")
+                + wrap("_hessian_dtype = ", f"_input_dtype({', '.join(wrt)})", "    ")
+                + ["    return np.array(_entries, dtype=_hessian_dtype)"]
+            ),
+            "inputs_args": _args(inputs),
+            "wrt_args": _args(wrt),
+            "call_args": _args(inputs),
+            "wrt_positions": "\n".join(
+                wrap(
+                    "_positions = ",
+                    repr(tuple(inputs.index(n) for n in wrt)),
+                    "        ",
+                )
+            ),
+        }
+    )
+    return context
+
+
+def _index_array(values: tuple[int, ...]) -> str:
+    """An integer index array as source (a tuple item), wrapped to the width."""
+    listed = "[" + ", ".join(str(v) for v in values) + "]"
+    line = f"    np.array({listed}, dtype=np.intp),"
+    if len(line) <= LINE_WIDTH:
+        return line
+    body = textwrap.wrap(listed, width=LINE_WIDTH - 8, break_on_hyphens=False)
+    body[-1] += ","
+    return "\n".join(
+        ["    np.array("]
+        + [f"        {b}" for b in body]
+        + ["        dtype=np.intp,", "    ),"]
+    )
 
 
 def _short(text: str, limit: int) -> str:

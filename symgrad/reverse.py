@@ -122,13 +122,13 @@ class Program:
         from symgrad import forward
 
         grads = self.gradients(default=False)
-        nodes = ancestors([g for g in grads.values() if g is not None])
+        targets = [g for g in grads.values() if g is not None]
         tangents = forward.push(
             self.graph,
-            nodes,
+            forward.useful(targets),
             self._tangent_seeds(),
             self.convention,
-            dependencies(nodes),
+            dependencies(ancestors(targets)),
         )
         return {n: None if g is None else tangents.get(g.id) for n, g in grads.items()}
 

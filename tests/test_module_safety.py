@@ -20,11 +20,13 @@ EXPECTED_TOP_LEVEL = [
     ("Expr", "docstring"),
     ("Import", "numpy"),
     ("Assign", "INPUTS"),
+    ("Assign", "WRT"),
     ("Assign", "EXPRESSION"),
     ("Assign", "CONVENTION"),
     ("FunctionDef", "forward"),
     ("FunctionDef", "value_and_grad"),
     ("FunctionDef", "backward"),
+    ("FunctionDef", "jvp"),
 ]
 
 HOSTILE_FOLDERS = [

@@ -51,6 +51,9 @@ def test_internal_rows_are_used_where_they_say(rule: registry.Rule) -> None:
         args = [sp.Symbol(f"a{i}", real=True) for i in range(row.arity[0])]
         out = sp.Symbol("out", real=True)
         partials = row.grad(*args, out) + (row.jax(*args, out) if row.jax else ())
+        if row.tangent is not None:  # forward mode's own rule
+            dots = [sp.Symbol(f"d{i}", real=True) for i in range(row.arity[0])]
+            partials += (row.tangent(*args, out, *dots),)
         assert any(sp.sympify(p).has(rule.cls) for p in partials), (rule.name, user)
 
 

@@ -81,3 +81,31 @@ def _hessian_blocks(matrix, inputs):
 def _all_scalars(inputs):
     """Whether every input has exactly one element (the sparse Hessian's case)."""
     return all(math.prod(np.shape(x)) == 1 for x in inputs)
+
+
+def _prod_grad_tangent(x, dx):
+    """The tangent of d prod(x) / dx along dx, exact with zeros: element i is the sum
+    over j != i of dx[j] times the product of the elements other than i and j."""
+    dtype = np.result_type(x, dx)
+    flat = np.ravel(x).astype(dtype)
+    d = np.ravel(np.broadcast_to(dx, np.shape(x))).astype(dtype)
+    out = np.zeros_like(flat)
+    zeros = np.flatnonzero(flat == 0)
+    if flat.size <= 1 or zeros.size > 2:
+        return np.reshape(out, np.shape(x))
+    if zeros.size == 0:
+        ratio = d / flat
+        out = np.prod(flat) / flat * (np.sum(ratio) - ratio)
+    elif zeros.size == 1:
+        z = zeros[0]
+        safe = np.where(flat == 0, 1, flat)
+        others = np.prod(safe)  # the product of the elements other than z
+        out = others / safe * d[z]
+        ratio = d / safe
+        out[z] = others * (np.sum(ratio) - ratio[z])
+    else:
+        z1, z2 = zeros
+        rest = np.prod(np.where(flat == 0, 1, flat))
+        out[z1] = d[z2] * rest
+        out[z2] = d[z1] * rest
+    return np.reshape(out, np.shape(x))

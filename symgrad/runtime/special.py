@@ -752,7 +752,8 @@ def _trigamma_reflected(x):
 
 
 def _polygamma(n, x):
-    """polygamma of order n = 0, 1, 2 at x: digamma, trigamma, and its derivative.
+    """polygamma of order n = 0, 1, 2, 3 at x: digamma, trigamma, and its first two
+    derivatives (trigamma's second derivative serves second order).
 
     n = 2 (tetragamma): for x > 0, psi2(x) = psi2(x + k) - sum 2/(x + j)**3 up to
     x + k >= 20, then the asymptotic series -1/x**2 - 1/x**3 - 1/(2x**4) +
@@ -764,9 +765,54 @@ def _polygamma(n, x):
         return _digamma(x)
     if order == 1:
         return _trigamma(x)
+    if order == 3:
+        return _special_apply(lambda v: _pentagamma_kernel(v), x)
     if order != 2:
-        raise ValueError("_polygamma(n, x) is implemented for n = 0, 1, 2")
+        raise ValueError("_polygamma(n, x) is implemented for n = 0, 1, 2, 3")
     return _special_apply(lambda v: _tetragamma_kernel(v), x)
+
+
+def _pentagamma_kernel(x):
+    """psi3 (polygamma(3, x), trigamma's second derivative) on a float64 1-d array.
+
+    For x > 0, psi3(x) = psi3(x + k) + sum 6/(x + j)**4 up to x + k >= 20, then the
+    asymptotic series 2/x**3 + 3/x**4 + sum B_2j (2j + 1)(2j + 2) / x**(2j + 3); for
+    x <= 0 the reflection psi3(x) = 2 pi**4 (2 cos(pi x)**2 + 1) / sin(pi x)**4 -
+    psi3(1 - x) (+inf at the poles, the integers <= 0).
+    """
+    out = np.empty_like(x)
+    positive = x > 0
+    sel = _special_select(positive)
+    out[sel] = _pentagamma_positive(x[sel])
+    sel = _special_select(~positive)  # x <= 0, -inf, nan
+    y = x[sel]
+    s = np.sin(math.pi * (y - np.rint(y)))
+    c = np.cos(math.pi * (y - np.rint(y)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[sel] = 2.0 * math.pi**4 * (2.0 * c * c + 1.0) / (
+            s * s * s * s
+        ) - _pentagamma_positive(1.0 - y)
+    return out
+
+
+def _pentagamma_positive(x):
+    """psi3(x) for x > 0 (and +inf)."""
+    acc = np.zeros_like(x)
+    y = x.copy()
+    for _ in range(20):
+        low = y < 20.0
+        if not low.any():
+            break
+        y2 = y[low] * y[low]
+        acc[low] += 6.0 / (y2 * y2)
+        y[low] += 1.0
+    r = 1.0 / y
+    r2 = r * r
+    series = _special_horner(
+        r2, [280.0, -691.0 / 15.0, 10.0, -3.0, 4.0 / 3.0, -1.0, 2.0]
+    )
+    out = 2.0 * r2 * r + 3.0 * r2 * r2 + r2 * r2 * r * series
+    return out + acc
 
 
 def _tetragamma_kernel(x):
