@@ -75,9 +75,21 @@ def _compile(node: ast.AST, source: str) -> Kernel:
     if isinstance(node, ast.Name) and node.id.startswith("__arg"):
         index = int(node.id[5:])
         return lambda args: args[index]
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, bool)):
+    if isinstance(node, ast.Constant) and isinstance(
+        node.value, (int, float, bool, type(None))
+    ):
         value = node.value
         return lambda args: value
+    if isinstance(node, ast.Subscript):  # 1-D basic indexing: x[a:b:c], x[i]
+        array = _compile(node.value, source)
+        if isinstance(node.slice, ast.Slice):
+            bounds = [
+                _compile(part, source) if part is not None else (lambda args: None)
+                for part in (node.slice.lower, node.slice.upper, node.slice.step)
+            ]
+            return lambda args: array(args)[slice(*(_bound(b(args)) for b in bounds))]
+        element = _compile(node.slice, source)
+        return lambda args: array(args)[_bound(element(args))]
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
         if node.value.id == "np":
             attribute = getattr(np, node.attr)
@@ -110,6 +122,11 @@ def _compile(node: ast.AST, source: str) -> Kernel:
             **{k: v(args) for k, v in keywords.items()},
         )
     raise ValueError(f"registry spelling {source!r}: cannot evaluate {ast.dump(node)}")
+
+
+def _bound(value: Any) -> int | None:
+    """A slice bound or an index as Python's int (graph constants are floats)."""
+    return None if value is None else int(value)
 
 
 def apply(op: str, values: Sequence[Any]) -> Any:
@@ -148,7 +165,7 @@ def run(
                 args = [values[a.id] for a in node.args]
                 try:
                     values[node.id] = apply(node.op, args)
-                except (ValueError, TypeError, ArithmeticError) as exc:
+                except (ValueError, TypeError, ArithmeticError, IndexError) as exc:
                     raise _failure(node.op, args, exc) from None
     return values
 
@@ -156,6 +173,16 @@ def run(
 def _failure(op: str, args: Sequence[Any], exc: Exception) -> SymgradError:
     """A clear error for an operation NumPy refused (max of an empty array)."""
     rule = registry.BY_NAME[op]
+    if op in ("index", "slice") and np.ndim(args[0]) != 1:
+        return SymgradError(
+            f"indexing needs a 1-D array, got {np.ndim(args[0])}-D (shape "
+            f"{np.shape(args[0])})"
+        )
+    if op == "index":
+        return SymgradError(
+            f"index {int(args[1])} is out of range for an array of "
+            f"{np.size(args[0])} elements"
+        )
     if rule.reduction and any(np.size(a) == 0 for a in args):
         return SymgradError(
             f"{rule.signature} of an empty array has no value (PyTorch raises too)"

@@ -33,6 +33,12 @@ from symgrad.local_rules import local_terms, tangent_term
 
 # Rows without a tangent whatever their arguments': masks, dtypes, counts.
 NO_TANGENT = frozenset({"dtype", "float", "any_like", "size"})
+# Rows linear in their first argument whose other arguments are shapes or numbers
+# (summing back, slicing, scattering): the tangent is the same operation of its
+# tangent.
+LINEAR_IN_FIRST = frozenset(
+    {"unbroadcast", "slice", "index", "unslice", "unindex", "expand"}
+)
 
 Deps = Mapping[int, frozenset[int]]
 
@@ -80,10 +86,18 @@ def _tangent(
         return None
     rule = node.rule
     assert rule is not None, node
-    if node.op == "unbroadcast":  # linear in the gradient it sums
-        if carried[0][1] is None:
+    if node.op in LINEAR_IN_FIRST:  # the same operation moves the tangent
+        first = carried[0][1]
+        if first is None:
             return None
-        return graph.apply("unbroadcast", carried[0][1], *node.args[1:])
+        if node.op in ("slice", "index") and not deps.get(
+            node.args[0].id, frozenset({-1})
+        ) <= shaped.get(first.id, frozenset()):  # a smaller tangent: stretch it first
+            first = graph.apply("expand", first, node.args[0])
+        tangent = graph.apply(node.op, first, *node.args[1:])
+        if node.op in ("slice", "index"):
+            shaped[tangent.id] = deps.get(node.id, frozenset())
+        return tangent
     if rule.tangent is not None:  # the row's own forward rule
         own = tangent_term(graph, node, [t for _, t in carried], convention)
         if own is not None:
@@ -172,7 +186,7 @@ def carries(node: Node, position: int) -> bool:
     and consumer of `unbroadcast`) or as a condition (where's, select's)."""
     if node.is_mask or node.op in NO_TANGENT:
         return False
-    if node.op == "unbroadcast":
+    if node.op in LINEAR_IN_FIRST:
         return position == 0
     if node.op in ("where", "select"):
         return position != 0

@@ -83,6 +83,19 @@ prod_grad_tangent = _make("prod_grad_tangent", 2)  # (x, dx): prod_grad's tangen
 safe_recip = _make("safe_recip", 1)
 unbroadcast = _make("unbroadcast", 3)  # (term, target, consumer)
 select = _make("select", 2)  # (mask, value): value where mask, exactly 0 elsewhere
+class NoBound(sp.Atom):
+    """A slice's missing bound (the None of x[1:]): neither a number nor an input."""
+
+    def _sympystr(self, printer: object) -> str:
+        return "None"
+
+
+# 1-D basic indexing (the bounds are numbers, or NoBound() for a missing one)
+slice_ = _make("slice_", 4)  # (x, start, stop, step): x[start:stop:step]
+index = _make("index", 2)  # (x, i): x[i]
+unslice = _make("unslice", 5)  # (g, x, start, stop, step): g scattered into x's shape
+unindex = _make("unindex", 3)  # (g, x, i): g at x[i], zeros elsewhere
+expand = _make("expand", 2)  # (t, like): t broadcast to like's shape
 
 REDUCTIONS: frozenset[type] = frozenset(
     {sum_, mean, prod, amax, amin, norm, norm1, norminf, logsumexp, size}

@@ -75,7 +75,9 @@ class Node:
         return f"Node({self.id}: {self.op}{tuple(a.id for a in self.args)})"
 
 
-def _const_key(value: float | bool) -> tuple[str, object]:
+def _const_key(value: float | bool | None) -> tuple[str, object]:
+    if value is None:  # a slice's missing bound (`x[1:]`)
+        return ("none", None)
     if type(value) is bool:
         return ("bool", value)
     return ("float", struct.pack("<d", value))  # -0.0 and 0.0 differ; nan is one
@@ -118,8 +120,8 @@ class Graph:
             if n.op == "input" and n.name != GRAD_OUTPUT and not n.name.startswith("_")
         ]
 
-    def const(self, value: float | bool, symbolic: Any = None) -> Node:
-        if type(value) is not bool:
+    def const(self, value: float | bool | None, symbolic: Any = None) -> Node:
+        if type(value) is not bool and value is not None:
             value = float(value)
         key = ("const", _const_key(value))
         return self._add(key, op="const", value=value, symbolic=symbolic)
@@ -250,8 +252,10 @@ def walk_consumers(nodes: list[Node]) -> dict[int, list[Node]]:
     return users
 
 
-def literal(value: float | bool) -> str:
+def literal(value: float | bool | None) -> str:
     """A constant as Python source (generated code and step listings)."""
+    if value is None:
+        return "None"
     if type(value) is bool:
         return repr(value)
     if math.isnan(value):

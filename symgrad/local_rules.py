@@ -137,8 +137,10 @@ def _recipe(
     for position, partial in enumerate(partials):
         if not wanted[position] or partial == 0:
             continue
-        if partial == 1:
-            term_expr: sp.Expr = g
+        if partial.has(registry.UPSTREAM):  # a rule that moves the upstream
+            term_expr: sp.Expr = partial.subs(registry.UPSTREAM, g)
+        elif partial == 1:
+            term_expr = g
         elif partial.func is F.select:  # a rule that selects: keep the upstream out
             term_expr = F.select(partial.args[0], g * partial.args[1])
         elif _piecewise_constant(partial) or partial.func is F.where:

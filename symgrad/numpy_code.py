@@ -53,11 +53,19 @@ class NumpyProgram:
     hessian: list[Line] | None = None
     hessian_entries: list[str] = field(default_factory=list)
     hessian_sparsity: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
+    scalar_hessian: bool = True  # False: the inputs are arrays (x[1:]), no sparse path
 
 
 def spell(node: Node, names: dict[int, str]) -> str:
     """The NumPy code of one node, its arguments by name or literal."""
     codes = [code_of(a, names) for a in node.args]
+    if node.op in ("unslice", "unindex"):  # bounds as written: None, -1
+        codes = codes[:2] + [literal(a.value) for a in node.args[2:]]  # type: ignore[arg-type]
+    if node.op in ("slice", "index"):  # x[1:None:None] is written x[1:], x[(-1)] x[-1]
+        b = ["" if a.value is None else literal(a.value) for a in node.args[1:]]  # type: ignore[arg-type]
+        if node.op == "index":
+            return f"{codes[0]}[{b[0]}]"
+        return f"{codes[0]}[{b[0]}:{b[1]}{':' + b[2] if b[2] else ''}]"
     return evaluate.spelling(registry.BY_NAME[node.op], len(codes)).format(*codes)
 
 
@@ -175,6 +183,7 @@ def _second_order(program: Program, named: dict[int, str]) -> dict[str, Any]:
             for e in entries
         ],
         "hessian_sparsity": (rows, columns),
+        "scalar_hessian": program.scalar_hessian,
     }
 
 

@@ -48,6 +48,13 @@ def walk(
             return float(registry.CONSTANTS[node.id])
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd):
             return number(node.operand)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            inner = number(node.operand)
+            return (
+                None
+                if inner is None or not isinstance(node.operand, ast.Constant)
+                else -inner
+            )
         return None
 
     def ev(node: ast.AST) -> Any:
@@ -85,6 +92,15 @@ def walk(
             return result
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             return call(node.func.id, node.args)
+        if isinstance(node, ast.Subscript):  # x[a:b:c], x[i]: bounds as numbers
+            index = node.slice
+            if isinstance(index, ast.Slice):
+                parts = (index.lower, index.upper, index.step)
+                bounds = [None if p is None else const(number(p)) for p in parts]
+                return apply(registry.BY_NAME["slice"], [ev(node.value), *bounds])
+            return apply(
+                registry.BY_NAME["index"], [ev(node.value), const(number(index))]
+            )
         raise ValueError(f"cannot compute {ast.unparse(node)!r}")
 
     def call(name: str, args: list[ast.expr]) -> Any:
@@ -137,7 +153,9 @@ def torch_function(
 
     def apply(rule: registry.Rule, args: list[Any]) -> Any:
         args = [
-            a.to(tdtype) if a.dtype == torch.bool and i not in rule.mask_args else a
+            a.to(tdtype)
+            if a is not None and a.dtype == torch.bool and i not in rule.mask_args
+            else a
             for i, a in enumerate(args)
         ]
         return rule.torch(torch, *args)

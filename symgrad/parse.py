@@ -105,7 +105,15 @@ _UNSUPPORTED_BINOP = {
     ast.LShift: "'<<' is not supported",
     ast.RShift: "'>>' is not supported",
 }
-_SUPPORTED = (ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Call, ast.Name)
+_SUPPORTED = (
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.BoolOp,
+    ast.Compare,
+    ast.Call,
+    ast.Name,
+    ast.Subscript,
+)
 _SUMS = (ast.Add, ast.Sub)
 _PRODUCTS = (ast.Mult, ast.Div)
 
@@ -212,7 +220,9 @@ def _sympy_call(node: Node, args: list[sp.Expr]) -> sp.Expr:
     return form
 
 
-def _sympy_number(value: float | bool) -> sp.Expr:
+def _sympy_number(value: float | bool | None) -> sp.Expr:
+    if value is None:  # a slice's missing bound (printed as nothing: x[1:])
+        return registry.NO_BOUND
     if type(value) is bool:
         return sp.S.One if value else sp.S.Zero
     if math.isnan(value):
@@ -520,6 +530,8 @@ class _Builder:
         elif isinstance(node, ast.Compare):  # a < b < c = (a < b) and (b < c)
             for operand in (node.left, *node.comparators):
                 yield operand, depth + len(node.ops)
+        elif isinstance(node, ast.Subscript):  # the bounds are numbers, checked
+            yield node.value, depth + 1
         elif isinstance(node, ast.Call):  # `max(a, b, c)` folds as max(max(a, b), c)
             assert isinstance(node.func, ast.Name)
             rules = registry.rules_named(node.func.id)
@@ -555,6 +567,35 @@ class _Builder:
             return self._call_problem(node)
         if isinstance(node, ast.Name):
             return self._name_problem(node)
+        if isinstance(node, ast.Subscript):
+            return self._subscript_problem(node)
+        return None
+
+    def _subscript_problem(self, node: ast.Subscript) -> SymgradError | None:
+        """1-D basic indexing only: x[i], x[a:b], x[a:b:c] with integer numbers
+        (negative count from the end; a step must be positive, as PyTorch's)."""
+        index = node.slice
+        if isinstance(index, ast.Slice):
+            parts = [index.lower, index.upper, index.step]
+        elif isinstance(index, ast.Tuple):
+            return self.fail(
+                "only 1-D indexing is supported: one index or slice, as x[1:] or x[0]",
+                index,
+            )
+        else:
+            parts = [index]
+        for part in parts:
+            if part is None:
+                continue
+            value = _integer(part)
+            if value is None:
+                return self.fail(
+                    "an index or slice bound must be an integer number (like 1 or "
+                    "-1), not an expression",
+                    part,
+                )
+            if part is getattr(index, "step", None) and value <= 0:
+                return self.fail("a slice's step must be a positive integer", part)
         return None
 
     def _constant_problem(self, node: ast.Constant) -> SymgradError | None:
@@ -654,6 +695,8 @@ class _Builder:
             return [node.left, *node.comparators]
         if isinstance(node, ast.Call):
             return list(node.args)
+        if isinstance(node, ast.Subscript):
+            return [node.value]
         return []
 
     def _node(self, node: ast.AST, args: list[Node]) -> Node:
@@ -675,6 +718,15 @@ class _Builder:
             return graph.apply(_row(node.op, 1), args[0])
         if isinstance(node, ast.BinOp):
             return graph.apply(_row(node.op, 2), *args)
+        if isinstance(node, ast.Subscript):
+            index = node.slice
+            if isinstance(index, ast.Slice):
+                bounds = [
+                    graph.const(None if p is None else float(_integer(p)))  # type: ignore[arg-type]
+                    for p in (index.lower, index.upper, index.step)
+                ]
+                return graph.apply("slice", args[0], *bounds)
+            return graph.apply("index", args[0], graph.const(float(_integer(index))))  # type: ignore[arg-type]
         if isinstance(node, ast.BoolOp):
             op = _row(node.op, 2)
             result = args[0]
@@ -718,6 +770,21 @@ class _Builder:
 
 
 _NO_OPERANDS: tuple[ast.AST, ...] = ()
+
+
+def _integer(node: ast.AST) -> int | None:
+    """An integer number written as such (`2`, `-1`), else None."""
+    negative = False
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        negative = isinstance(node.op, ast.USub)
+        node = node.operand
+    if (
+        isinstance(node, ast.Constant)
+        and type(node.value) is int
+        and abs(node.value) < 2**53
+    ):
+        return -node.value if negative else node.value
+    return None
 
 
 def _as_float(value: object) -> float:

@@ -127,6 +127,34 @@ class TextPrinter(StrPrinter):
     def _print_norm1(self, expr: sp.Expr) -> str:
         return f"norm({self.argument(expr.args[0])}, 1)"
 
+    # 1-D indexing as written (x[1:], x[-1]); a gradient scattered back into its
+    # array's shape as `unslice(g, x[1:])`: g at those elements, zeros elsewhere
+    def _bounds(self, args: Sequence[sp.Expr]) -> str:
+        start, stop, step = (
+            "" if a == registry.NO_BOUND else self._print(a) for a in args
+        )
+        return f"{start}:{stop}" + (f":{step}" if step else "")
+
+    def _subscripted(self, array: sp.Expr) -> str:
+        text = self._print(array)
+        return (
+            text if array.is_Symbol or isinstance(array, sp.Function) else f"({text})"
+        )
+
+    def _print_slice_(self, expr: sp.Expr) -> str:
+        return f"{self._subscripted(expr.args[0])}[{self._bounds(expr.args[1:])}]"
+
+    def _print_index(self, expr: sp.Expr) -> str:
+        return f"{self._subscripted(expr.args[0])}[{self._print(expr.args[1])}]"
+
+    def _print_unslice(self, expr: sp.Expr) -> str:
+        g, x = (self._print(a) for a in expr.args[:2])
+        return f"unslice({g}, {x}[{self._bounds(expr.args[2:])}])"
+
+    def _print_unindex(self, expr: sp.Expr) -> str:
+        g, x, i = (self._print(a) for a in expr.args)
+        return f"unslice({g}, {x}[{i}])"
+
     def _print_norminf(self, expr: sp.Expr) -> str:
         return f"norm({self.argument(expr.args[0])}, inf)"
 
@@ -226,6 +254,31 @@ class SymgradLatexPrinter(LatexPrinter):
                 text = rf"\left({text}\right)^{{{exp}}}"
             return text
         return super()._print_Function(expr, exp)
+
+    def _latex_bounds(self, args: Sequence[sp.Expr]) -> str:
+        start, stop, step = (
+            "" if a == registry.NO_BOUND else self._print(a) for a in args
+        )
+        return f"{start}:{stop}" + (f":{step}" if step else "")
+
+    def _print_slice_(self, expr: sp.Expr, exp: str | None = None) -> str:
+        array, bounds = self._print(expr.args[0]), self._latex_bounds(expr.args[1:])
+        text = rf"\left({array}\right)_{{[{bounds}]}}"
+        return text if exp is None else rf"{text}^{{{exp}}}"
+
+    def _print_index(self, expr: sp.Expr, exp: str | None = None) -> str:
+        array, i = (self._print(a) for a in expr.args)
+        text = rf"\left({array}\right)_{{[{i}]}}"
+        return text if exp is None else rf"{text}^{{{exp}}}"
+
+    def _print_unslice(self, expr: sp.Expr, exp: str | None = None) -> str:
+        g, x = (self._print(a) for a in expr.args[:2])
+        bounds = self._latex_bounds(expr.args[2:])
+        return rf"\operatorname{{unslice}}\left({g}, {x}_{{[{bounds}]}}\right)"
+
+    def _print_unindex(self, expr: sp.Expr, exp: str | None = None) -> str:
+        g, x, i = (self._print(a) for a in expr.args)
+        return rf"\operatorname{{unslice}}\left({g}, {x}_{{[{i}]}}\right)"
 
     def _print_Mul(self, expr: sp.Expr) -> str:
         # An upright name beside another factor reads as one name or as a function

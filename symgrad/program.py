@@ -247,7 +247,9 @@ def build(
             target = nodes[a]
             if not target.needs_grad or partial == 0:
                 continue
-            if partial == 1:
+            if partial.has(registry.UPSTREAM):  # moved, not multiplied (a slice's)
+                term = partial.subs(registry.UPSTREAM, upstream)
+            elif partial == 1:
                 term = upstream
             else:
                 term = upstream * partial

@@ -123,6 +123,12 @@ class Rule:
 
 # The default p of norm(x, p).
 TWO = sp.Integer(2)
+# In a partial: the upstream gradient itself, for rules that move it rather than
+# multiply it (a slice's gradient is the upstream scattered into the input's shape).
+UPSTREAM = sp.Symbol("_upstream", real=True)
+# A slice's missing bound (x[1:]) in SymPy forms (a number, not an input): printed
+# as nothing in a slice.
+NO_BOUND = F.NoBound()
 
 
 def _zero(*args: sp.Expr) -> tuple[sp.Expr, ...]:
@@ -182,6 +188,13 @@ def _pow_grad_jax(b: sp.Expr, e: sp.Expr, out: sp.Expr) -> tuple[sp.Expr, sp.Exp
     else:
         de = out * F.where(F.eq(b, 0), 0, sp.log(b))
     return db, de
+
+
+def _int(bound: Any) -> int | None:
+    """A slice bound from its tensor (a number), or None where it is missing."""
+    if bound is None:
+        return None
+    return int(bound.item() if hasattr(bound, "item") else bound)
 
 
 def _keeps(number: sp.Expr, other: sp.Expr) -> bool:
@@ -1254,6 +1267,93 @@ RULES: tuple[Rule, ...] = (
         torch=lambda t, x: t.logsumexp(x.reshape(-1), 0),
         reduction=True,
         mpmath=lambda mp, x: x,  # of a scalar
+    ),
+    # --- 1-D basic indexing (syntax, not functions: x[1:], x[:-1], x[::2], x[-1])
+    Rule(
+        "slice",
+        F.slice_,
+        "x[start:stop:step]",
+        "a 1-D slice with number bounds (negative counts from the end)",
+        public=False,
+        arity=(4, 4),
+        grad=lambda x, a, b, c, out: (
+            F.unslice(UPSTREAM, x, a, b, c),
+            sp.S.Zero,
+            sp.S.Zero,
+            sp.S.Zero,
+        ),
+        kink="linear: the gradient is the upstream scattered back into x's shape "
+        "(zeros elsewhere), as PyTorch's slice backward",
+        numpy="{0}[{1}:{2}:{3}]",
+        torch=lambda t, x, a, b, c: x[_int(a) : _int(b) : _int(c)],
+        sympy=lambda x, a, b, c: F.slice_(x, a, b, c),
+        no_mpmath="an array operation: a scalar has no slices",
+        used_by=("parse",),
+    ),
+    Rule(
+        "index",
+        F.index,
+        "x[i]",
+        "one element of a 1-D array (negative counts from the end)",
+        public=False,
+        arity=(2, 2),
+        grad=lambda x, i, out: (F.unindex(UPSTREAM, x, i), sp.S.Zero),
+        kink="linear: the gradient is the upstream at element i, zeros elsewhere",
+        numpy="{0}[{1}]",
+        torch=lambda t, x, i: x[_int(i)],
+        no_mpmath="an array operation: a scalar has no elements to pick",
+        used_by=("parse",),
+    ),
+    Rule(
+        "unslice",
+        F.unslice,
+        "unslice(g, x, start, stop, step)",
+        "a slice's gradient: g at x[start:stop:step], zeros elsewhere",
+        arity=(5, 5),
+        grad=lambda g, x, a, b, c, out: (
+            F.slice_(UPSTREAM, a, b, c),
+            sp.S.Zero,
+            sp.S.Zero,
+            sp.S.Zero,
+            sp.S.Zero,
+        ),
+        kink="linear in g",
+        numpy="_unslice({0}, {1}, {2}, {3}, {4})",
+        torch=lambda t, g, x, a, b, c: t.zeros_like(x)
+        .index_put_((t.arange(x.shape[0])[_int(a) : _int(b) : _int(c)],), g)
+        if x.dim()
+        else g,
+        no_mpmath="an array operation",
+        used_by=("slice",),
+    ),
+    Rule(
+        "unindex",
+        F.unindex,
+        "unindex(g, x, i)",
+        "an element's gradient: g at x[i], zeros elsewhere",
+        arity=(3, 3),
+        grad=lambda g, x, i, out: (F.index(UPSTREAM, i), sp.S.Zero, sp.S.Zero),
+        kink="linear in g",
+        numpy="_unindex({0}, {1}, {2})",
+        torch=lambda t, g, x, i: t.zeros_like(x).index_put_(
+            (t.tensor([_int(i)]),), g.reshape(1)
+        ),
+        no_mpmath="an array operation",
+        used_by=("index",),
+    ),
+    Rule(
+        "expand",
+        F.expand,
+        "expand(t, like)",
+        "t broadcast to like's shape (a tangent smaller than its array, before a "
+        "slice picks from it)",
+        arity=(2, 2),
+        grad=lambda t, like, out: (sp.S.One, sp.S.Zero),
+        kink="linear in t",
+        numpy="_expand_like({0}, {1})",
+        torch=lambda t, v, like: v.expand(like.shape),
+        no_mpmath="an array operation",
+        used_by=("forward",),
     ),
     # --- helpers that rules are written with (not part of the language)
     Rule(

@@ -399,6 +399,7 @@ def _forward_mode_context(
                 + wrap("_hessian_dtype = ", f"_input_dtype({', '.join(wrt)})", "    ")
                 + ["    return np.array(_entries, dtype=_hessian_dtype)"]
             ),
+            "scalar_hessian": program.scalar_hessian,
             "inputs_args": _args(inputs),
             "wrt_args": _args(wrt),
             "call_args": _args(inputs),

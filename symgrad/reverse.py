@@ -133,10 +133,20 @@ class Program:
         return {n: None if g is None else tangents.get(g.id) for n, g in grads.items()}
 
     @functools.cached_property
+    def scalar_hessian(self) -> bool:
+        """Whether the inputs may all be scalars, which the sparse Hessian needs: an
+        expression that indexes (x[1:]) takes arrays."""
+        return not any(n.op in RESHAPING for n in self.forward_nodes)
+
+    @functools.cached_property
     def hessian_entries(self) -> dict[tuple[int, int], Node]:
         """The Hessian of sum(f) for scalar inputs: (i, j) -> node, i >= j, over the
-        wrt inputs; absent entries are structurally zero."""
+        wrt inputs; absent entries are structurally zero (none where the inputs are
+        arrays: `scalar_hessian`)."""
         from symgrad import forward
+
+        if not self.scalar_hessian:
+            return {}
 
         grads = list(self.gradients(default=True).values())
         nodes = ancestors([g for g in grads if g is not None])
@@ -274,6 +284,11 @@ class Program:
 
         bound = self.bindings(values)
         arrays = [bound[self.input_nodes[n].id] for n in self.wrt]
+        if not self.scalar_hessian:
+            raise ValueError(
+                "hessian_sparse needs scalar inputs, and this expression indexes "
+                "arrays: use hessian or hvp"
+            )
         if not evaluate.helper("_all_scalars")(arrays):
             raise ValueError(
                 "hessian_sparse needs scalar inputs (one element each): use hessian "
@@ -341,7 +356,7 @@ class Function:
 
         values = self._values(args)
         arrays = [evaluate.as_input(values[n]) for n in self.program.wrt]
-        if evaluate.helper("_all_scalars")(arrays):
+        if self.program.scalar_hessian and evaluate.helper("_all_scalars")(arrays):
             import numpy as np
 
             rows, columns = self.HESSIAN_SPARSITY
@@ -435,6 +450,9 @@ def _needs_grad(forward: list[Node], wanted: set[int]) -> set[int]:
 # along a long sum would cost quadratic time and memory.
 MAX_TRACKED_INPUTS = 64
 MANY: frozenset[int] = frozenset({-1})  # "possibly any input"
+# Operations whose result has a shape of their own, neither their argument's nor a
+# reduction's (): it counts as an input of its own shape (-2 - the node's id).
+RESHAPING = frozenset({"slice", "index", "unslice", "unindex"})
 
 
 def dependencies(forward: list[Node]) -> dict[int, frozenset[int]]:
@@ -445,6 +463,8 @@ def dependencies(forward: list[Node]) -> dict[int, frozenset[int]]:
             deps[node.id] = frozenset({node.id})
         elif node.op in ("const", "dtype") or (node.rule and node.rule.reduction):
             deps[node.id] = frozenset()
+        elif node.op in RESHAPING:  # a shape of its own (x[1:] is not x's shape)
+            deps[node.id] = frozenset({-2 - node.id})
         else:
             parts = [deps[a.id] for a in node.args]
             if any(p is MANY for p in parts):

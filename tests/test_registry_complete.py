@@ -9,8 +9,9 @@ import sympy as sp
 from symgrad import registry
 
 RULES = list(registry.RULES)
-# Not rows: the machinery that uses the rows that cast masks and sum gradients back.
-MACHINERY = {"graph", "reverse"}
+# Not rows: the machinery that uses rows (mask casts, summing back, tangents,
+# the parser's indexing).
+MACHINERY = {"graph", "reverse", "forward", "parse"}
 
 
 @pytest.mark.parametrize("rule", RULES, ids=[r.name for r in RULES])

@@ -1,7 +1,7 @@
 """The NumPy helpers generated modules carry, as functions and as source.
 
-`core.py`, `special.py` and `second_order.py` define them (each a top-level
-`def _name`, importing only `math` and `numpy`); this package publishes them:
+`core.py`, `special.py`, `second_order.py` and `indexing.py` define them (each a
+top-level `def _name`, importing only `math` and `numpy`); this package publishes them:
 `HELPERS` maps each name to the function (the evaluator calls these), and
 `source(names)` gives the source text of the named helpers and of those they call,
 which the renderer copies verbatim into a module.
@@ -15,9 +15,9 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from symgrad.runtime import core, second_order, special
+from symgrad.runtime import core, indexing, second_order, special
 
-_MODULES = (core, special, second_order)
+_MODULES = (core, special, second_order, indexing)
 _CALL = re.compile(r"(?<![\w.])(_[a-z]\w*)\(")
 
 

@@ -44,7 +44,7 @@ import numpy as np
 import sympy as sp
 
 from symgrad import functions as F
-from symgrad import numpy_code
+from symgrad import numpy_code, registry
 from symgrad.derivation import Derivation
 from symgrad.graph import MASK_OPS, Node, walk_consumers
 from symgrad.parse import symbol, to_sympy
@@ -438,7 +438,10 @@ def _backward_steps(
         partial = _readable(sp.sympify(partials[c.position]))
         up_text = names.adjoint_text[source.id]
         up_latex = names.adjoint_latex[source.id]
-        if partial == 1:
+        if partial.has(registry.UPSTREAM):  # moved, not multiplied (a slice's)
+            text = to_text(partial).replace(str(registry.UPSTREAM), up_text)
+            latex = to_latex(partial).replace(to_latex(registry.UPSTREAM), up_latex)
+        elif partial == 1:
             text, latex = up_text, up_latex
         else:
             text = f"{up_text}·{_text_factor(partial)}"
