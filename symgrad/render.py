@@ -18,7 +18,7 @@ from symgrad import runtime
 from symgrad.numpy_code import Line, NumpyProgram
 
 LINE_WIDTH = 88
-ALWAYS_HELPERS = ("_as_input", "_grad_like")
+ALWAYS_HELPERS = ("_as_array", "_as_input", "_grad_like")
 
 
 @functools.cache
@@ -261,7 +261,7 @@ def _backward_block(program: NumpyProgram, deleting: Any) -> str:
             [
                 "        # grad_output=None: the gradient of sum(value)",
                 "        grad_output = (",
-                "            1.0 if grad_output is None else np.asarray(grad_output)",
+                "            1.0 if grad_output is None else _as_array(grad_output)",
                 "        )",
                 branch(program.backward, program.gradients, " " * 8),
             ]
@@ -271,7 +271,7 @@ def _backward_block(program: NumpyProgram, deleting: Any) -> str:
             "        if grad_output is None:  # the gradient of sum(value)",
             branch(program.default_backward or [], program.default_gradients, " " * 12),
             "        else:",
-            "            grad_output = np.asarray(grad_output)",
+            "            grad_output = _as_array(grad_output)",
             branch(program.backward, program.gradients, " " * 12),
         ]
     ).rstrip()
