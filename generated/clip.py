@@ -41,7 +41,7 @@ def forward(x):
     x = _as_input(x)
     with np.errstate(all="ignore"):
         _v1 = _clip(x, 1.5, 5.5)
-    return np.asarray(_v1)
+    return _as_array(_v1)
 
 
 def value_and_grad(x, grad_output=None):
@@ -63,7 +63,7 @@ def value_and_grad(x, grad_output=None):
             _grad_x = _g4
             del _g4
         else:
-            grad_output = np.asarray(grad_output)
+            grad_output = _as_array(grad_output)
             _g1 = (x <= 5.5)
             _g2 = (x >= 1.5)
             _g3 = np.logical_and(_g2, _g1)
@@ -72,7 +72,7 @@ def value_and_grad(x, grad_output=None):
             del _g3
             _grad_x = _g4
             del _g4
-    _value = np.asarray(_v1)
+    _value = _as_array(_v1)
     _keep = (_value, grad_output, x)
     return _value, (_grad_like(_grad_x, x, _keep),)
 
@@ -101,12 +101,22 @@ def jvp(primals, tangents):
         del _t1, _t2
         _t4 = np.where(_t3, _dot_x, 0)
         del _t3
-    _value = np.asarray(_v1)
+    _value = _as_array(_v1)
     return _value, _tangent_like(_t4, _value)
 
 
+def _as_array(value):
+    """A result or grad_output as an array: np.asarray, but another library's array
+    (see _duck) as it is."""
+    return value if _duck(value) else np.asarray(value)
+
+
 def _as_input(value):
-    """An input as an array: floats keep their dtype, anything else becomes float64."""
+    """An input as an array: floats keep their dtype, anything else becomes float64.
+
+    Another library's array (see _duck) stays that library's array."""
+    if _duck(value):
+        return value if value.dtype.kind == "f" else value.astype(np.float64)
     array = np.asarray(value)
     if array.dtype.kind != "f":
         array = array.astype(np.float64)
@@ -114,8 +124,11 @@ def _as_input(value):
 
 
 def _as_tangent(tangent, primal):
-    """A tangent (or vector) with the shape and dtype of its primal input."""
-    array = np.asarray(tangent, dtype=primal.dtype)
+    """A tangent (or vector) with the shape and dtype of its primal input (another
+    library's array, see _duck, stays what it is)."""
+    array = tangent if _duck(tangent) else np.asarray(tangent)
+    if array.dtype != primal.dtype:
+        array = array.astype(primal.dtype)
     if np.shape(array) != np.shape(primal):
         array = np.broadcast_to(array, np.shape(primal))
     return array
@@ -124,8 +137,23 @@ def _as_tangent(tangent, primal):
 def _clip(x, lo, hi):
     """min(max(x, lo), hi), as PyTorch's clamp (hi where lo > hi), in the dtype of
     its arguments with Python numbers weak (np.clip makes a number an int64 array)."""
-    dtype = np.result_type(x, lo, hi)
-    return np.asarray(np.minimum(np.maximum(x, lo), hi), dtype=dtype)
+    out = np.minimum(np.maximum(x, lo), hi)
+    if _duck(out):
+        return out
+    return np.asarray(out, dtype=np.result_type(x, lo, hi))
+
+
+def _duck(x):
+    """Whether `x` is another library's array that speaks NumPy's dispatch protocols
+    (a Dask or CuPy array): NumPy's functions called on it run that library's code,
+    and it stays what it is (lazy, on a GPU). NumPy's own arrays and scalars, Python
+    numbers and lists are not."""
+    kind = type(x)
+    return (
+        not isinstance(x, np.ndarray)
+        and hasattr(kind, "__array_function__")
+        and hasattr(kind, "__array_ufunc__")
+    )
 
 
 def _grad_like(grad, value, keep):
@@ -133,11 +161,24 @@ def _grad_like(grad, value, keep):
 
     The computed array is handed over as it is when it already has that shape and dtype
     and is none of the arrays in `keep` (the inputs, the result, grad_output), which the
-    caller still holds; otherwise it is copied.
+    caller still holds; otherwise it is copied. Where the input or the gradient is
+    another library's array (see _duck), so is the gradient, laid out as the input
+    (Dask: its chunks), computed as 1 * grad (exactly grad, -0, inf and nan included).
     """
     shape = np.shape(value)
     with np.errstate(all="ignore"):  # inf * 0 counts of an empty input: nan, quietly
         grad = _unbroadcast(grad, shape, np.broadcast_shapes(np.shape(grad), shape))
+    if _duck(value) or _duck(grad):
+        if (
+            type(grad) is type(value)
+            and np.shape(grad) == shape
+            and grad.dtype == value.dtype
+            and not any(grad is kept for kept in keep)
+        ):
+            return grad
+        with np.errstate(all="ignore"):
+            ones = np.ones_like(value)
+            return (ones * grad).astype(value.dtype, copy=False)
     if (
         isinstance(grad, np.ndarray)
         and grad.shape == shape
@@ -152,7 +193,10 @@ def _grad_like(grad, value, keep):
 def _tangent_like(tangent, value):
     """The output's tangent with exactly the shape and dtype of the value."""
     with np.errstate(all="ignore"):  # a float64 tangent may overflow float32
-        return np.array(np.broadcast_to(tangent, np.shape(value)), dtype=value.dtype)
+        full = np.broadcast_to(tangent, np.shape(value))
+        if _duck(full):
+            return full.astype(value.dtype)
+        return np.array(full, dtype=value.dtype)
 
 
 def _unbroadcast(grad, shape, consumer_shape):

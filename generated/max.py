@@ -40,7 +40,7 @@ def forward(x):
     x = _as_input(x)
     with np.errstate(all="ignore"):
         _v1 = np.max(x)
-    return np.asarray(_v1)
+    return _as_array(_v1)
 
 
 def value_and_grad(x, grad_output=None):
@@ -57,9 +57,9 @@ def value_and_grad(x, grad_output=None):
             _g2 = (x != x)
             _g3 = (_v1 != _v1)
             _dtype = _input_dtype(x)
-            _g5 = np.asarray(_g2, dtype=_dtype)
+            _g5 = _cast(_g2, _dtype)
             del _g2
-            _g6 = np.asarray(_g1, dtype=_dtype)
+            _g6 = _cast(_g1, _dtype)
             del _dtype, _g1
             _g7 = np.where(_g3, _g5, _g6)
             del _g3, _g5, _g6
@@ -71,14 +71,14 @@ def value_and_grad(x, grad_output=None):
             _grad_x = _g10
             del _g10
         else:
-            grad_output = np.asarray(grad_output)
+            grad_output = _as_array(grad_output)
             _g1 = (x == _v1)
             _g2 = (x != x)
             _g3 = (_v1 != _v1)
             _dtype = _input_dtype(x)
-            _g5 = np.asarray(_g2, dtype=_dtype)
+            _g5 = _cast(_g2, _dtype)
             del _g2
-            _g6 = np.asarray(_g1, dtype=_dtype)
+            _g6 = _cast(_g1, _dtype)
             del _dtype, _g1
             _g7 = np.where(_g3, _g5, _g6)
             del _g3, _g5, _g6
@@ -89,7 +89,7 @@ def value_and_grad(x, grad_output=None):
             del _g7, _g9
             _grad_x = _g10
             del _g10
-    _value = np.asarray(_v1)
+    _value = _as_array(_v1)
     _keep = (_value, grad_output, x)
     return _value, (_grad_like(_grad_x, x, _keep),)
 
@@ -116,9 +116,9 @@ def jvp(primals, tangents):
         _t2 = (x != x)
         _t3 = (_v1 != _v1)
         _dtype = _input_dtype(x)
-        _t4 = np.asarray(_t2, dtype=_dtype)
+        _t4 = _cast(_t2, _dtype)
         del _t2
-        _t5 = np.asarray(_t1, dtype=_dtype)
+        _t5 = _cast(_t1, _dtype)
         del _dtype, _t1
         _t6 = np.where(_t3, _t4, _t5)
         del _t3, _t4, _t5
@@ -129,12 +129,22 @@ def jvp(primals, tangents):
         del _t6, _t8
         _t10 = np.sum(_t9)
         del _t9
-    _value = np.asarray(_v1)
+    _value = _as_array(_v1)
     return _value, _tangent_like(_t10, _value)
 
 
+def _as_array(value):
+    """A result or grad_output as an array: np.asarray, but another library's array
+    (see _duck) as it is."""
+    return value if _duck(value) else np.asarray(value)
+
+
 def _as_input(value):
-    """An input as an array: floats keep their dtype, anything else becomes float64."""
+    """An input as an array: floats keep their dtype, anything else becomes float64.
+
+    Another library's array (see _duck) stays that library's array."""
+    if _duck(value):
+        return value if value.dtype.kind == "f" else value.astype(np.float64)
     array = np.asarray(value)
     if array.dtype.kind != "f":
         array = array.astype(np.float64)
@@ -142,11 +152,32 @@ def _as_input(value):
 
 
 def _as_tangent(tangent, primal):
-    """A tangent (or vector) with the shape and dtype of its primal input."""
-    array = np.asarray(tangent, dtype=primal.dtype)
+    """A tangent (or vector) with the shape and dtype of its primal input (another
+    library's array, see _duck, stays what it is)."""
+    array = tangent if _duck(tangent) else np.asarray(tangent)
+    if array.dtype != primal.dtype:
+        array = array.astype(primal.dtype)
     if np.shape(array) != np.shape(primal):
         array = np.broadcast_to(array, np.shape(primal))
     return array
+
+
+def _cast(x, dtype):
+    """`x` as an array of `dtype` (a mask used as a number: exact 0 and 1)."""
+    return x.astype(dtype) if _duck(x) else np.asarray(x, dtype=dtype)
+
+
+def _duck(x):
+    """Whether `x` is another library's array that speaks NumPy's dispatch protocols
+    (a Dask or CuPy array): NumPy's functions called on it run that library's code,
+    and it stays what it is (lazy, on a GPU). NumPy's own arrays and scalars, Python
+    numbers and lists are not."""
+    kind = type(x)
+    return (
+        not isinstance(x, np.ndarray)
+        and hasattr(kind, "__array_function__")
+        and hasattr(kind, "__array_ufunc__")
+    )
 
 
 def _grad_like(grad, value, keep):
@@ -154,11 +185,24 @@ def _grad_like(grad, value, keep):
 
     The computed array is handed over as it is when it already has that shape and dtype
     and is none of the arrays in `keep` (the inputs, the result, grad_output), which the
-    caller still holds; otherwise it is copied.
+    caller still holds; otherwise it is copied. Where the input or the gradient is
+    another library's array (see _duck), so is the gradient, laid out as the input
+    (Dask: its chunks), computed as 1 * grad (exactly grad, -0, inf and nan included).
     """
     shape = np.shape(value)
     with np.errstate(all="ignore"):  # inf * 0 counts of an empty input: nan, quietly
         grad = _unbroadcast(grad, shape, np.broadcast_shapes(np.shape(grad), shape))
+    if _duck(value) or _duck(grad):
+        if (
+            type(grad) is type(value)
+            and np.shape(grad) == shape
+            and grad.dtype == value.dtype
+            and not any(grad is kept for kept in keep)
+        ):
+            return grad
+        with np.errstate(all="ignore"):
+            ones = np.ones_like(value)
+            return (ones * grad).astype(value.dtype, copy=False)
     if (
         isinstance(grad, np.ndarray)
         and grad.shape == shape
@@ -178,7 +222,10 @@ def _input_dtype(*inputs):
 def _tangent_like(tangent, value):
     """The output's tangent with exactly the shape and dtype of the value."""
     with np.errstate(all="ignore"):  # a float64 tangent may overflow float32
-        return np.array(np.broadcast_to(tangent, np.shape(value)), dtype=value.dtype)
+        full = np.broadcast_to(tangent, np.shape(value))
+        if _duck(full):
+            return full.astype(value.dtype)
+        return np.array(full, dtype=value.dtype)
 
 
 def _unbroadcast(grad, shape, consumer_shape):

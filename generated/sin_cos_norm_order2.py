@@ -49,7 +49,7 @@ def forward(x):
         del _v3
         _v5 = np.sin(_v4)
         del _v4
-    return np.asarray(_v5)
+    return _as_array(_v5)
 
 
 def value_and_grad(x, grad_output=None):
@@ -88,7 +88,7 @@ def value_and_grad(x, grad_output=None):
             _grad_x = _g10
             del _g10
         else:
-            grad_output = np.asarray(grad_output)
+            grad_output = _as_array(grad_output)
             _g1 = np.cos(_v4)
             del _v4
             _g2 = grad_output * _g1
@@ -112,7 +112,7 @@ def value_and_grad(x, grad_output=None):
             del _g9, _g10
             _grad_x = _g11
             del _g11
-    _value = np.asarray(_v5)
+    _value = _as_array(_v5)
     _keep = (_value, grad_output, x)
     return _value, (_grad_like(_grad_x, x, _keep),)
 
@@ -162,7 +162,7 @@ def jvp(primals, tangents):
         del _t10
         _t12 = _t11 * _t1
         del _t1, _t11
-    _value = np.asarray(_v5)
+    _value = _as_array(_v5)
     return _value, _tangent_like(_t12, _value)
 
 
@@ -179,7 +179,7 @@ def hvp(primals, vectors, grad_output=None):
     (_dot_x,) = vectors
     _dot_x = _as_tangent(_dot_x, x)
     # grad_output=None: the Hessian of sum(value)
-    grad_output = 1.0 if grad_output is None else np.asarray(grad_output)
+    grad_output = 1.0 if grad_output is None else _as_array(grad_output)
     with np.errstate(all="ignore"):
         _v1 = _norm2(x)
         _v2 = _v1 ** 2
@@ -282,7 +282,7 @@ def hvp(primals, vectors, grad_output=None):
         del _t41, _t42
         _t44 = np.where(_g9, _t26, _t43)
         del _g9, _t26, _t43
-    _value = np.asarray(_v5)
+    _value = _as_array(_v5)
     _keep = (_value, grad_output, x)
     return _value, (_grad_like(_t44, x, _keep),)
 
@@ -431,8 +431,18 @@ def _all_scalars(inputs):
     return all(math.prod(np.shape(x)) == 1 for x in inputs)
 
 
+def _as_array(value):
+    """A result or grad_output as an array: np.asarray, but another library's array
+    (see _duck) as it is."""
+    return value if _duck(value) else np.asarray(value)
+
+
 def _as_input(value):
-    """An input as an array: floats keep their dtype, anything else becomes float64."""
+    """An input as an array: floats keep their dtype, anything else becomes float64.
+
+    Another library's array (see _duck) stays that library's array."""
+    if _duck(value):
+        return value if value.dtype.kind == "f" else value.astype(np.float64)
     array = np.asarray(value)
     if array.dtype.kind != "f":
         array = array.astype(np.float64)
@@ -440,11 +450,27 @@ def _as_input(value):
 
 
 def _as_tangent(tangent, primal):
-    """A tangent (or vector) with the shape and dtype of its primal input."""
-    array = np.asarray(tangent, dtype=primal.dtype)
+    """A tangent (or vector) with the shape and dtype of its primal input (another
+    library's array, see _duck, stays what it is)."""
+    array = tangent if _duck(tangent) else np.asarray(tangent)
+    if array.dtype != primal.dtype:
+        array = array.astype(primal.dtype)
     if np.shape(array) != np.shape(primal):
         array = np.broadcast_to(array, np.shape(primal))
     return array
+
+
+def _duck(x):
+    """Whether `x` is another library's array that speaks NumPy's dispatch protocols
+    (a Dask or CuPy array): NumPy's functions called on it run that library's code,
+    and it stays what it is (lazy, on a GPU). NumPy's own arrays and scalars, Python
+    numbers and lists are not."""
+    kind = type(x)
+    return (
+        not isinstance(x, np.ndarray)
+        and hasattr(kind, "__array_function__")
+        and hasattr(kind, "__array_ufunc__")
+    )
 
 
 def _grad_like(grad, value, keep):
@@ -452,11 +478,24 @@ def _grad_like(grad, value, keep):
 
     The computed array is handed over as it is when it already has that shape and dtype
     and is none of the arrays in `keep` (the inputs, the result, grad_output), which the
-    caller still holds; otherwise it is copied.
+    caller still holds; otherwise it is copied. Where the input or the gradient is
+    another library's array (see _duck), so is the gradient, laid out as the input
+    (Dask: its chunks), computed as 1 * grad (exactly grad, -0, inf and nan included).
     """
     shape = np.shape(value)
     with np.errstate(all="ignore"):  # inf * 0 counts of an empty input: nan, quietly
         grad = _unbroadcast(grad, shape, np.broadcast_shapes(np.shape(grad), shape))
+    if _duck(value) or _duck(grad):
+        if (
+            type(grad) is type(value)
+            and np.shape(grad) == shape
+            and grad.dtype == value.dtype
+            and not any(grad is kept for kept in keep)
+        ):
+            return grad
+        with np.errstate(all="ignore"):
+            ones = np.ones_like(value)
+            return (ones * grad).astype(value.dtype, copy=False)
     if (
         isinstance(grad, np.ndarray)
         and grad.shape == shape
@@ -532,9 +571,11 @@ def _norm2(x):
     """sqrt(sum(x**2)) over all elements, scaled by the largest |x| so that neither
     underflows nor overflows (1e-200 and 1e200 elements have their exact norms)."""
     a = np.abs(x)
-    scale = np.max(a) if np.size(a) else np.zeros((), dtype=np.result_type(a))
-    if not (np.isfinite(scale) and scale > 0):  # 0, inf or nan: nothing to scale
+    if math.prod(np.shape(a)) == 0:
         return np.sqrt(np.sum(a * a))
+    scale = np.max(a)
+    # 0, inf or nan: nothing to scale, and a / 1 and 1 * norm are exact
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1)
     r = a / scale
     return scale * np.sqrt(np.sum(r * r))
 
@@ -542,7 +583,10 @@ def _norm2(x):
 def _tangent_like(tangent, value):
     """The output's tangent with exactly the shape and dtype of the value."""
     with np.errstate(all="ignore"):  # a float64 tangent may overflow float32
-        return np.array(np.broadcast_to(tangent, np.shape(value)), dtype=value.dtype)
+        full = np.broadcast_to(tangent, np.shape(value))
+        if _duck(full):
+            return full.astype(value.dtype)
+        return np.array(full, dtype=value.dtype)
 
 
 def _unbroadcast(grad, shape, consumer_shape):

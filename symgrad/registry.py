@@ -1129,7 +1129,7 @@ RULES: tuple[Rule, ...] = (
         names=("mean",),
         grad=lambda x, out: (1 / F.size(x),),
         # sum / size: nan for an empty array (as PyTorch), without NumPy's warning
-        numpy="np.sum({0}) / np.size({0})",
+        numpy="np.sum({0}) / _size({0})",
         latex=r"\operatorname{{mean}}\left({0}\right)",
         torch=lambda t, x: t.mean(x),
         reduction=True,
@@ -1365,7 +1365,7 @@ RULES: tuple[Rule, ...] = (
         names=("size",),
         grad=_zero,
         kink="piecewise constant: derivative 0",
-        # a 0-d array of x's dtype: never a Python int (1 / 0 would raise)
+        # a NumPy scalar of x's dtype: never a Python int (1 / 0 would raise)
         numpy="_size({0})",
         latex=r"\left|{0}\right|",
         torch=lambda t, x: t.tensor(float(x.numel())),
@@ -1458,7 +1458,7 @@ RULES: tuple[Rule, ...] = (
         arity=(2, 2),
         grad=_zero,
         kink="the mask is piecewise constant: no gradient flows into it",
-        numpy="np.asarray({0}, dtype={1})",
+        numpy="_cast({0}, {1})",
         torch=lambda t, m, like: m.to(like.dtype),
         mask_args=(0,),
         sympy=lambda m, dtype: m,

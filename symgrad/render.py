@@ -18,7 +18,13 @@ from symgrad import runtime
 from symgrad.numpy_code import Line, NumpyProgram
 
 LINE_WIDTH = 88
-ALWAYS_HELPERS = ("_as_input", "_as_tangent", "_grad_like", "_tangent_like")
+ALWAYS_HELPERS = (
+    "_as_array",
+    "_as_input",
+    "_as_tangent",
+    "_grad_like",
+    "_tangent_like",
+)
 SECOND_ORDER_HELPERS = (
     "_all_scalars",
     "_hessian_blocks",
@@ -274,7 +280,7 @@ def _backward_block(program: NumpyProgram, deleting: Any) -> str:
             [
                 "        # grad_output=None: the gradient of sum(value)",
                 "        grad_output = (",
-                "            1.0 if grad_output is None else np.asarray(grad_output)",
+                "            1.0 if grad_output is None else _as_array(grad_output)",
                 "        )",
                 branch(program.backward, program.gradients, " " * 8),
             ]
@@ -284,7 +290,7 @@ def _backward_block(program: NumpyProgram, deleting: Any) -> str:
             "        if grad_output is None:  # the gradient of sum(value)",
             branch(program.default_backward or [], program.default_gradients, " " * 12),
             "        else:",
-            "            grad_output = np.asarray(grad_output)",
+            "            grad_output = _as_array(grad_output)",
             branch(program.backward, program.gradients, " " * 12),
         ]
     ).rstrip()
@@ -351,7 +357,7 @@ def _forward_mode_context(
         + [line.replace("tangents", "vectors") for line in as_tangents]
         + [
             "    # grad_output=None: the Hessian of sum(value)",
-            "    grad_output = 1.0 if grad_output is None else np.asarray(grad_output)",
+            "    grad_output = 1.0 if grad_output is None else _as_array(grad_output)",
         ]
     )
     products = [program.hvp_products[n] for n in wrt]

@@ -5,6 +5,12 @@ top-level def with everything it needs inside its body; it may call other helper
 these files by name. Helpers are named with a leading underscore, as they are in a
 generated module: the generator copies the ones a module uses verbatim (see
 `symgrad.runtime.source`), so that a generated module needs nothing but NumPy.
+
+Other libraries' arrays (Dask, CuPy) go through as they are: every helper calls NumPy
+functions, which dispatch to the array's own library through NumPy's protocols
+(`__array_ufunc__`, `__array_function__`), and never converts such an array with
+np.asarray nor branches on its data (a Dask array would be computed on the spot). A
+branch on a shape is fine (a Dask array's shape is known); see `_duck`.
 """
 
 import math
@@ -12,12 +18,35 @@ import math
 import numpy as np
 
 
+def _duck(x):
+    """Whether `x` is another library's array that speaks NumPy's dispatch protocols
+    (a Dask or CuPy array): NumPy's functions called on it run that library's code,
+    and it stays what it is (lazy, on a GPU). NumPy's own arrays and scalars, Python
+    numbers and lists are not."""
+    kind = type(x)
+    return (
+        not isinstance(x, np.ndarray)
+        and hasattr(kind, "__array_function__")
+        and hasattr(kind, "__array_ufunc__")
+    )
+
+
 def _as_input(value):
-    """An input as an array: floats keep their dtype, anything else becomes float64."""
+    """An input as an array: floats keep their dtype, anything else becomes float64.
+
+    Another library's array (see _duck) stays that library's array."""
+    if _duck(value):
+        return value if value.dtype.kind == "f" else value.astype(np.float64)
     array = np.asarray(value)
     if array.dtype.kind != "f":
         array = array.astype(np.float64)
     return array
+
+
+def _as_array(value):
+    """A result or grad_output as an array: np.asarray, but another library's array
+    (see _duck) as it is."""
+    return value if _duck(value) else np.asarray(value)
 
 
 def _grad_like(grad, value, keep):
@@ -25,11 +54,24 @@ def _grad_like(grad, value, keep):
 
     The computed array is handed over as it is when it already has that shape and dtype
     and is none of the arrays in `keep` (the inputs, the result, grad_output), which the
-    caller still holds; otherwise it is copied.
+    caller still holds; otherwise it is copied. Where the input or the gradient is
+    another library's array (see _duck), so is the gradient, laid out as the input
+    (Dask: its chunks), computed as 1 * grad (exactly grad, -0, inf and nan included).
     """
     shape = np.shape(value)
     with np.errstate(all="ignore"):  # inf * 0 counts of an empty input: nan, quietly
         grad = _unbroadcast(grad, shape, np.broadcast_shapes(np.shape(grad), shape))
+    if _duck(value) or _duck(grad):
+        if (
+            type(grad) is type(value)
+            and np.shape(grad) == shape
+            and grad.dtype == value.dtype
+            and not any(grad is kept for kept in keep)
+        ):
+            return grad
+        with np.errstate(all="ignore"):
+            ones = np.ones_like(value)
+            return (ones * grad).astype(value.dtype, copy=False)
     if (
         isinstance(grad, np.ndarray)
         and grad.shape == shape
@@ -87,17 +129,20 @@ def _sum_like(grad, target, consumer):
 
 
 def _size(x):
-    """The number of elements of `x`, as a 0-d array of x's floating dtype."""
-    return np.asarray(np.size(x), dtype=np.result_type(x, np.float16))
+    """The number of elements of `x`, as a NumPy scalar of x's floating dtype (never
+    a Python int: 1 / 0 would raise). From the shape: nothing is computed."""
+    return np.result_type(x, np.float16).type(math.prod(np.shape(x)))
 
 
 def _norm2(x):
     """sqrt(sum(x**2)) over all elements, scaled by the largest |x| so that neither
     underflows nor overflows (1e-200 and 1e200 elements have their exact norms)."""
     a = np.abs(x)
-    scale = np.max(a) if np.size(a) else np.zeros((), dtype=np.result_type(a))
-    if not (np.isfinite(scale) and scale > 0):  # 0, inf or nan: nothing to scale
+    if math.prod(np.shape(a)) == 0:
         return np.sqrt(np.sum(a * a))
+    scale = np.max(a)
+    # 0, inf or nan: nothing to scale, and a / 1 and 1 * norm are exact
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1)
     r = a / scale
     return scale * np.sqrt(np.sum(r * r))
 
@@ -124,8 +169,10 @@ def _sign(x):
 def _clip(x, lo, hi):
     """min(max(x, lo), hi), as PyTorch's clamp (hi where lo > hi), in the dtype of
     its arguments with Python numbers weak (np.clip makes a number an int64 array)."""
-    dtype = np.result_type(x, lo, hi)
-    return np.asarray(np.minimum(np.maximum(x, lo), hi), dtype=dtype)
+    out = np.minimum(np.maximum(x, lo), hi)
+    if _duck(out):
+        return out
+    return np.asarray(out, dtype=np.result_type(x, lo, hi))
 
 
 def _sigmoid(x):
@@ -142,29 +189,40 @@ def _softplus(x):
 
 def _logsumexp(x):
     """log(sum(exp(x))) over all elements, shifted by the maximum as PyTorch does."""
-    if np.size(x) == 0:
+    if math.prod(np.shape(x)) == 0:
         return np.asarray(-np.inf, dtype=np.result_type(x, np.float32))
     shift = np.max(x)
-    if not np.isfinite(shift):
-        shift = np.zeros_like(shift)
+    shift = np.where(np.isfinite(shift), shift, 0)  # inf, nan: no shift
     return np.log(np.sum(np.exp(x - shift))) + shift
 
 
 def _prod_grad(x, product):
-    """d prod(x) / dx: product / x, or the exact product of the others if x has 0."""
-    if np.size(x) == 1:  # the product of no other elements: exactly 1
+    """d prod(x) / dx: product / x, or the exact product of the others if x has 0.
+
+    The count of zeros decides; where it is not a number yet (a Dask array's), every
+    case is computed and the count selects among them."""
+    size = math.prod(np.shape(x))
+    if size == 1:  # the product of no other elements: exactly 1
         return np.ones_like(x)
-    zeros = x == 0
-    count = np.count_nonzero(zeros)
-    if count == 0:
+    count = np.count_nonzero(x == 0)
+    lazy = _duck(count)
+    if size == 0 or (not lazy and count == 0):
         return product / x
-    if count > 1:  # every product of the others has a zero (PyTorch: zeros as well)
+    if not lazy and count > 1:  # every product of the others has a zero (PyTorch too)
         return np.zeros_like(x)
     flat = np.ravel(x)
     ones = np.ones_like(flat, shape=(1,))
     before = np.concatenate([ones, np.cumprod(flat[:-1])])
     after = np.concatenate([np.cumprod(flat[::-1][:-1])[::-1], ones])
-    return np.reshape(before * after, np.shape(x))
+    others = np.reshape(before * after, np.shape(x))
+    if not lazy:
+        return others
+    return np.where(count == 0, product / x, np.where(count == 1, others, 0))
+
+
+def _cast(x, dtype):
+    """`x` as an array of `dtype` (a mask used as a number: exact 0 and 1)."""
+    return x.astype(dtype) if _duck(x) else np.asarray(x, dtype=dtype)
 
 
 def _safe_recip(x):
@@ -188,3 +246,23 @@ def _select(mask, value):
     if not np.all(np.isfinite(out)):
         out = np.where(mask, value, 0 * out)
     return out
+
+
+def _as_tangent(tangent, primal):
+    """A tangent (or vector) with the shape and dtype of its primal input (another
+    library's array, see _duck, stays what it is)."""
+    array = tangent if _duck(tangent) else np.asarray(tangent)
+    if array.dtype != primal.dtype:
+        array = array.astype(primal.dtype)
+    if np.shape(array) != np.shape(primal):
+        array = np.broadcast_to(array, np.shape(primal))
+    return array
+
+
+def _tangent_like(tangent, value):
+    """The output's tangent with exactly the shape and dtype of the value."""
+    with np.errstate(all="ignore"):  # a float64 tangent may overflow float32
+        full = np.broadcast_to(tangent, np.shape(value))
+        if _duck(full):
+            return full.astype(value.dtype)
+        return np.array(full, dtype=value.dtype)

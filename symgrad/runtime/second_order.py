@@ -9,20 +9,6 @@ import math
 import numpy as np
 
 
-def _as_tangent(tangent, primal):
-    """A tangent (or vector) with the shape and dtype of its primal input."""
-    array = np.asarray(tangent, dtype=primal.dtype)
-    if np.shape(array) != np.shape(primal):
-        array = np.broadcast_to(array, np.shape(primal))
-    return array
-
-
-def _tangent_like(tangent, value):
-    """The output's tangent with exactly the shape and dtype of the value."""
-    with np.errstate(all="ignore"):  # a float64 tangent may overflow float32
-        return np.array(np.broadcast_to(tangent, np.shape(value)), dtype=value.dtype)
-
-
 def _hessian_size(inputs):
     """The number of rows of the dense Hessian (all input elements); past 10**6
     entries a dense Hessian is refused: hvp is the way (it never builds the matrix)."""

@@ -67,7 +67,31 @@ def _special_apply(kernel, x):
     float64 otherwise. The kernel sees blocks of at most 65536 elements (they must not
     be modified: a block may be a view of the caller's array), and all floating-point
     warnings are silenced (overflow to inf, 0/0 -> nan etc. are intended).
+
+    Another library's array that speaks NumPy's protocols stays that library's: a
+    Dask array's chunks each go through this function (np.piecewise, which Dask maps
+    over its chunks lazily); an array whose library takes no function there (CuPy)
+    goes through the kernel in blocks of itself, on its own device.
     """
+    kind = type(x)
+    if (
+        not isinstance(x, np.ndarray)
+        and hasattr(kind, "__array_function__")
+        and hasattr(kind, "__array_ufunc__")
+    ):
+        if x.dtype.kind != "f":
+            x = x.astype(np.float64)
+        try:
+            every = np.ones_like(x, dtype=bool)
+            return np.piecewise(x, [every], [lambda v: _special_apply(kernel, v)])
+        except (NotImplementedError, TypeError):  # CuPy: no functions there
+            pass
+        flat = np.reshape(x.astype(np.float64), (-1,))
+        out = np.empty_like(flat)
+        size = math.prod(np.shape(flat))
+        for start in range(0, size, 65536):
+            out[start : start + 65536] = kernel(flat[start : start + 65536])
+        return np.reshape(out, np.shape(x)).astype(x.dtype, copy=False)
     array = np.asarray(x)
     narrow = array.dtype if array.dtype in (np.float32, np.float16) else None
     flat = np.asarray(array, dtype=np.float64).reshape(-1)
