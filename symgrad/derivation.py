@@ -18,7 +18,7 @@ from typing import Any
 import sympy as sp
 
 from symgrad import functions as F
-from symgrad import numpy_code, program, render, reverse
+from symgrad import numpy_code, program, render, reverse, simplify
 from symgrad.errors import SymgradError
 from symgrad.parse import Parsed, parse
 from symgrad.printing import latex_name, latex_rows, to_latex, to_sympy_text, to_text
@@ -265,15 +265,9 @@ def _order_inputs(parsed: Parsed, inputs: Sequence[str] | None) -> tuple[str, ..
 
 
 def _tidy(expr: sp.Expr) -> sp.Expr:
-    """A light, safe simplification: collect common factors, keep kinks as written."""
-    if sp.count_ops(expr) > 200:
-        return expr
-    try:
-        tidied = sp.factor_terms(expr)
-    except Exception:  # pragma: no cover - SymPy internals; keep the unsimplified form
-        return expr
-    tidied = tidied if sp.count_ops(tidied) <= sp.count_ops(expr) else expr
-    return _into_branches(tidied)
+    """The shortest form `symgrad.simplify` finds (bounded by the formula's size),
+    with `where`'s branches kept as written."""
+    return _into_branches(simplify.shorten(expr))
 
 
 def _into_branches(expr: sp.Expr) -> sp.Expr:
