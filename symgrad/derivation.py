@@ -18,7 +18,7 @@ from typing import Any
 import sympy as sp
 
 from symgrad import functions as F
-from symgrad import numpy_code, program, render, reverse, simplify
+from symgrad import program, reverse, simplify
 from symgrad.errors import SymgradError
 from symgrad.parse import Parsed, parse
 from symgrad.printing import latex_name, latex_rows, to_latex, to_sympy_text, to_text
@@ -126,8 +126,10 @@ class Derivation:
         self, *, command: str = "", title: str | None = None, free_early: bool = True
     ) -> str:
         """A standalone NumPy module computing the value and the gradient."""
+        # imported here: NumPy and the templates are not needed to print formulas
+        from symgrad import __version__, numpy_code, render
+
         lowered = numpy_code.lower(self.program)
-        from symgrad import __version__
 
         if self.derivatives:
             gradient_doc = [

@@ -1,8 +1,8 @@
 """Simplify: shorter derivative formulas for a reader, in bounded time.
 
 `shorten(expr)` returns the shortest of a few equal forms of a displayed derivative,
-shortest by `sympy.count_ops` (then by printed length; on a tie the earlier form,
-closest to the registry's own derivative form, is kept). The forms come from cheap
+shortest by `sympy.count_ops` (on a tie the earlier form, closest to the registry's
+own derivative form, is kept). The forms come from cheap
 strategies tried in a fixed order, each on the result of the previous ones:
 
 1. the formula as assembled from the registry's readable partials (the function's own
@@ -36,6 +36,13 @@ BUDGET = 200
 # Above this many, the polynomial strategies (together, factor) are not tried.
 POLY_BUDGET = 60
 
+# Above this many, the whole formula is not factored (`factor` is the costliest).
+FACTOR_BUDGET = 30
+
+# Nor when a power has a larger integer exponent: `factor` expands it
+# (1/(1 - 1/(x + 1)**500) would take minutes).
+FACTOR_DEGREE = 12
+
 # sin(u)/cos(u) = tan(u), ...: (numerator, denominator) -> quotient.
 _QUOTIENTS: dict[tuple[type, type], type] = {
     (sp.sin, sp.cos): sp.tan,
@@ -60,9 +67,9 @@ def _language_classes() -> frozenset[type]:
     )
 
 
-def size(expr: sp.Expr) -> tuple[int, int]:
-    """How long a formula reads: operations, then printed characters."""
-    return sp.count_ops(expr), len(str(expr))
+def size(expr: sp.Expr) -> int:
+    """How long a formula reads: its operations (`sympy.count_ops`)."""
+    return sp.count_ops(expr)
 
 
 def shorten(expr: sp.Expr, functions: Collection[type] | None = None) -> sp.Expr:
@@ -78,7 +85,7 @@ def shorten(expr: sp.Expr, functions: Collection[type] | None = None) -> sp.Expr
         return expr
     known = _language_classes() if functions is None else frozenset(functions)
 
-    candidates: list[sp.Expr] = [expr]
+    candidates: list[sp.Expr] = []
 
     def attempt(strategy: Callable[[sp.Expr], sp.Expr], source: sp.Expr) -> sp.Expr:
         try:
@@ -88,17 +95,48 @@ def shorten(expr: sp.Expr, functions: Collection[type] | None = None) -> sp.Expr
         candidates.append(result)
         return result
 
-    tidy = attempt(sp.factor_terms, expr)
+    tidy = attempt(sp.factor_terms, expr)  # first: kept on a tie (2*(tan(u)**2 + 1))
+    candidates.append(expr)
     if _has_shared_bases(expr):
         combined = attempt(lambda e: sp.powsimp(e, combine="exp"), expr)
         tidy = attempt(sp.factor_terms, combined)
     if ops <= POLY_BUDGET and expr.has(sp.Add) and _has_division(expr):
-        attempt(lambda e: sp.factor_terms(sp.together(e)), tidy)
-        attempt(sp.factor, tidy)
+        attempt(_over_one_denominator, tidy)
+        if ops <= FACTOR_BUDGET and _degree(expr) <= FACTOR_DEGREE:
+            attempt(sp.factor, tidy)
     for form in list(candidates):
         pulled = attempt(lambda e: _pull_common_powers(e, known), form)
         attempt(lambda e: _quotients(e, known), pulled)
     return min(candidates, key=size)
+
+
+def _over_one_denominator(expr: sp.Expr) -> sp.Expr:
+    """Each sum and product, innermost first, over one denominator where that is
+    shorter (`1 - x/(x + 1)` is `1/(x + 1)`); function arguments are left as they
+    are (they are the expression as the user wrote it)."""
+    if isinstance(expr, sp.Pow):
+        return expr.func(_over_one_denominator(expr.base), expr.exp)
+    if not isinstance(expr, (sp.Add, sp.Mul)):
+        return expr
+    rebuilt = expr.func(*(_over_one_denominator(a) for a in expr.args))
+    if not _has_division(rebuilt) or not rebuilt.has(sp.Add):
+        return rebuilt
+    forms = [rebuilt, sp.factor_terms(sp.together(rebuilt))]
+    if _degree(rebuilt) <= FACTOR_DEGREE:  # numerator and denominator expanded
+        forms.append(sp.factor_terms(sp.cancel(rebuilt)))
+    return min(forms, key=size)
+
+
+def _degree(expr: sp.Expr) -> int:
+    """The largest integer (or rational's numerator) among the exponents."""
+    return max(
+        (
+            abs(node.exp.p)
+            for node in sp.preorder_traversal(expr)
+            if isinstance(node, sp.Pow) and node.exp.is_Rational
+        ),
+        default=0,
+    )
 
 
 def _has_shared_bases(expr: sp.Expr) -> bool:
@@ -175,7 +213,7 @@ def _quotients(expr: sp.Expr, known: Collection[type]) -> sp.Expr:
     def rewrite(product: sp.Expr) -> sp.Expr:
         powers: dict[tuple[type, sp.Expr], sp.Expr] = {}
         others: list[sp.Expr] = []
-        for factor in product.args:
+        for factor in sp.Mul.make_args(product):  # a lone power is one factor
             base, exponent = factor.as_base_exp()
             if (
                 isinstance(base, sp.Function)
@@ -206,7 +244,7 @@ def _quotients(expr: sp.Expr, known: Collection[type]) -> sp.Expr:
 
     return expr.replace(
         lambda e: isinstance(e, sp.Mul) or _is_reciprocal_power(e, reciprocals),
-        lambda e: rewrite(e if isinstance(e, sp.Mul) else sp.Mul(e, evaluate=False)),
+        rewrite,
     )
 
 
@@ -220,4 +258,11 @@ def _is_reciprocal_power(expr: sp.Expr, reciprocals: dict[type, type]) -> bool:
     )
 
 
-__all__ = ["BUDGET", "POLY_BUDGET", "shorten", "size"]
+__all__ = [
+    "BUDGET",
+    "FACTOR_BUDGET",
+    "FACTOR_DEGREE",
+    "POLY_BUDGET",
+    "shorten",
+    "size",
+]
