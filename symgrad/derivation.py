@@ -13,16 +13,19 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sympy as sp
 
 from symgrad import functions as F
-from symgrad import program, reverse, simplify
+from symgrad import program, simplify
 from symgrad.errors import SymgradError
 from symgrad.parse import Parsed, parse
 from symgrad.printing import latex_name, latex_rows, to_latex, to_sympy_text, to_text
 from symgrad.registry import SMOOTH
+
+if TYPE_CHECKING:  # the reverse program is built on demand: printing needs none
+    from symgrad import reverse
 
 CONVENTIONS = ("torch", "jax")
 # Display budgets, in operations of the graph: above the first, the expression is
@@ -106,6 +109,8 @@ class Derivation:
     def program(self) -> reverse.Program:
         """The reverse program over the graph of the expression as written: what the
         generated code, `--at`, the steps, plot and check all compute."""
+        from symgrad import reverse
+
         parsed = self.parsed if self.parsed is not None else parse(self.text)
         return reverse.build_program(
             parsed.text,
@@ -120,6 +125,8 @@ class Derivation:
     def function(self) -> reverse.Function:
         """forward, backward and value_and_grad as the generated module has them,
         computed by the evaluator over the same program."""
+        from symgrad import reverse
+
         return reverse.Function(self.program)
 
     def module_source(
