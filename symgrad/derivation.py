@@ -13,16 +13,19 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sympy as sp
 
 from symgrad import functions as F
-from symgrad import numpy_code, program, render, reverse
+from symgrad import program, simplify
 from symgrad.errors import SymgradError
 from symgrad.parse import Parsed, parse
 from symgrad.printing import latex_name, latex_rows, to_latex, to_sympy_text, to_text
 from symgrad.registry import SMOOTH
+
+if TYPE_CHECKING:  # the reverse program is built on demand: printing needs none
+    from symgrad import reverse
 
 CONVENTIONS = ("torch", "jax")
 # Display budgets, in operations of the graph: above the first, the expression is
@@ -106,6 +109,8 @@ class Derivation:
     def program(self) -> reverse.Program:
         """The reverse program over the graph of the expression as written: what the
         generated code, `--at`, the steps, plot and check all compute."""
+        from symgrad import reverse
+
         parsed = self.parsed if self.parsed is not None else parse(self.text)
         return reverse.build_program(
             parsed.text,
@@ -120,6 +125,8 @@ class Derivation:
     def function(self) -> reverse.Function:
         """forward, backward and value_and_grad as the generated module has them,
         computed by the evaluator over the same program."""
+        from symgrad import reverse
+
         return reverse.Function(self.program)
 
     def module_source(
@@ -134,8 +141,10 @@ class Derivation:
         backward, value_and_grad, jvp), and with `order` 2 hvp and the Hessians."""
         if order not in (1, 2):
             raise SymgradError(f"--order {order}: symgrad derives orders 1 and 2")
+        # imported here: NumPy and the templates are not needed to print formulas
+        from symgrad import __version__, numpy_code, render
+
         lowered = numpy_code.lower(self.program, order)
-        from symgrad import __version__
 
         if self.derivatives:
             gradient_doc = [
@@ -273,15 +282,9 @@ def _order_inputs(parsed: Parsed, inputs: Sequence[str] | None) -> tuple[str, ..
 
 
 def _tidy(expr: sp.Expr) -> sp.Expr:
-    """A light, safe simplification: collect common factors, keep kinks as written."""
-    if sp.count_ops(expr) > 200:
-        return expr
-    try:
-        tidied = sp.factor_terms(expr)
-    except Exception:  # pragma: no cover - SymPy internals; keep the unsimplified form
-        return expr
-    tidied = tidied if sp.count_ops(tidied) <= sp.count_ops(expr) else expr
-    return _into_branches(tidied)
+    """The shortest form `symgrad.simplify` finds (bounded by the formula's size),
+    with `where`'s branches kept as written."""
+    return _into_branches(simplify.shorten(expr))
 
 
 def _into_branches(expr: sp.Expr) -> sp.Expr:

@@ -62,6 +62,20 @@ class TextPrinter(StrPrinter):
     def _print_Exp1(self, expr: sp.Expr) -> str:
         return "e"
 
+    def _print_Pow(self, expr: sp.Expr, rational: bool = False) -> str:
+        # a negative power as a reader writes it: 1/(x + 1)**2, not (x + 1)**(-2)
+        # (SymPy does so itself for the powers -1 and -1/2)
+        exp = expr.exp
+        if (
+            expr.is_commutative
+            and exp.is_Rational
+            and exp.is_negative
+            and exp not in (-1, sp.Rational(-1, 2))
+            and not expr.base.is_Number
+        ):
+            return "1/" + self._print(sp.Pow(expr.base, -exp, evaluate=False))
+        return super()._print_Pow(expr, rational)
+
     # SymPy's values outside the real numbers, spelled so that parsing gives them back
     # (SymPy's `nan`, `zoo`, `I` would parse as inputs of those names).
     def _print_NaN(self, expr: sp.Expr) -> str:
