@@ -123,6 +123,7 @@ def build_parser() -> _Parser:
         metavar="x=0.5,y=[1,2,3]",
         help="evaluate the value and the gradient at these input values",
     )
+    _order_option(derive, "each second partial derivative, and with --at the Hessian")
 
     generate = add_command(
         "generate",
@@ -362,10 +363,13 @@ def _derive(args: argparse.Namespace) -> Any:
         wrt=_names(getattr(args, "wrt", None)),
         inputs=_names(args.inputs),
         convention=args.convention,
+        order=getattr(args, "order", 1),
     )
 
 
 def cmd_derive(args: argparse.Namespace) -> int:
+    from symgrad.printing import second_label, second_latex_rows
+
     derivation = _derive(args)
     if args.at or args.steps or args.format == "json":  # NumPy only when needed
         from symgrad.values import format_value, jsonable, parse_values
@@ -376,10 +380,14 @@ def cmd_derive(args: argparse.Namespace) -> int:
         print(format_steps(trace(derivation, at=values), args.format).rstrip("\n"))
         return 0
     at = None
+    second: dict[str, dict[str, Any]] = {}
     if args.at:
         values = parse_values(args.at)
         value, grads = derivation.evaluate(values)
         at = (values, value, grads)
+        if derivation.order >= 2:
+            second = derivation.evaluate_second(values)
+    pairs = [(a, b, h) for a, by in second.items() for b, h in by.items()]
     if args.format == "markdown":
         print(derivation.markdown().rstrip("\n"))
         if at is not None:
@@ -388,6 +396,8 @@ def cmd_derive(args: argparse.Namespace) -> int:
             print(f"\nAt {where}: f = {format_value(value)}", end="")
             for name in derivation.wrt:
                 print(f", df/d{name} = {format_value(grads[name])}", end="")
+            for a, b, h in pairs:
+                print(f", {second_label(a, b)} = {format_value(h)}", end="")
             print(".")
         return 0
     if args.format == "json":
@@ -399,6 +409,11 @@ def cmd_derive(args: argparse.Namespace) -> int:
                 "value": jsonable(value),
                 "gradient": {k: jsonable(grads[k]) for k in derivation.wrt},
             }
+            if second:
+                data["at"]["second_derivatives"] = {
+                    a: {b: jsonable(h) for b, h in by.items()}
+                    for a, by in second.items()
+                }
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return 0
     if args.format == "latex":
@@ -412,6 +427,10 @@ def cmd_derive(args: argparse.Namespace) -> int:
                     rf"\frac{{\partial f}}{{\partial {name}}} = "
                     f"{format_value(grads[name])}"
                 )
+            for (left, _), (_, _, h) in zip(
+                second_latex_rows(derivation.second_derivatives), pairs, strict=False
+            ):
+                print(f"{left} = {format_value(h)}")
         for note in derivation.notes:
             print(f"% note: {note}")
         return 0
@@ -427,6 +446,8 @@ def cmd_derive(args: argparse.Namespace) -> int:
         print(f"  f = {format_value(value)}")
         for name in derivation.wrt:
             print(f"  df/d{name} = {format_value(grads[name])}")
+        for a, b, h in pairs:
+            print(f"  {second_label(a, b)} = {format_value(h)}")
     for note in derivation.notes:
         print(f"note: {note}")
     return 0

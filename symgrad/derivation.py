@@ -21,7 +21,15 @@ from symgrad import functions as F
 from symgrad import program, simplify
 from symgrad.errors import SymgradError
 from symgrad.parse import Parsed, parse
-from symgrad.printing import latex_name, latex_rows, to_latex, to_sympy_text, to_text
+from symgrad.printing import (
+    latex_name,
+    latex_rows,
+    second_label,
+    second_latex_rows,
+    to_latex,
+    to_sympy_text,
+    to_text,
+)
 from symgrad.registry import SMOOTH
 
 if TYPE_CHECKING:  # the reverse program is built on demand: printing needs none
@@ -48,17 +56,39 @@ class Derivation:
     derivatives: dict[str, sp.Expr] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     parsed: Parsed | None = field(default=None, repr=False)
+    # order 2: each pair of wrt inputs once, in wrt order (d2f/dxdy under "x", "y")
+    second_derivatives: dict[str, dict[str, sp.Expr]] = field(default_factory=dict)
+    order: int = 1
+
+    @property
+    def hessian(self) -> sp.Matrix:
+        """The second derivatives as a symmetric SymPy matrix over the wrt inputs
+        (elementwise formulas: for arrays, the Hessian of sum(f) is made of them)."""
+        if self.order < 2:
+            raise SymgradError("the Hessian needs derive(..., order=2)")
+        n = len(self.wrt)
+
+        def entry(i: int, j: int) -> sp.Expr:
+            a, b = (self.wrt[i], self.wrt[j]) if i <= j else (self.wrt[j], self.wrt[i])
+            return self.second_derivatives.get(a, {}).get(b, sp.nan)
+
+        return sp.Matrix(n, n, entry)
 
     # --- formats ----------------------------------------------------------------------
     def text_lines(self) -> list[str]:
         lines = [f"f({', '.join(self.inputs)}) = {to_text(self.expression)}"]
         for name, d in self.derivatives.items():
             lines.append(f"df/d{name} = {to_text(d)}")
+        for a, by in self.second_derivatives.items():
+            for b, d in by.items():
+                lines.append(f"{second_label(a, b)} = {to_text(d)}")
         return lines
 
     def latex(self) -> str:
-        """LaTeX lines: the function, then each partial derivative."""
+        """LaTeX lines: the function, then each partial derivative (and with order
+        2 each second partial derivative)."""
         rows = latex_rows(self.inputs, self.expression, self.derivatives)
+        rows += second_latex_rows(self.second_derivatives)
         return "\n".join(f"{left} = {right}" for left, right in rows)
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,6 +105,23 @@ class Derivation:
                 }
                 for name, d in self.derivatives.items()
             },
+            **(
+                {
+                    "second_derivatives": {
+                        a: {
+                            b: {
+                                "text": to_sympy_text(d),
+                                "symgrad": to_text(d),
+                                "latex": to_latex(d),
+                            }
+                            for b, d in by.items()
+                        }
+                        for a, by in self.second_derivatives.items()
+                    }
+                }
+                if self.order >= 2
+                else {}
+            ),
             "notes": list(self.notes),
         }
 
@@ -84,6 +131,7 @@ class Derivation:
     def markdown(self) -> str:
         """Prose and `$$` math, for READMEs, Jupyter and MkDocs."""
         rows = latex_rows(self.inputs, self.expression, self.derivatives)
+        rows += second_latex_rows(self.second_derivatives)
         (function, value), partials = rows[0], rows[1:]
         parts = [f"For ${function} = {value}$:", ""]
         for left, right in partials:
@@ -193,6 +241,21 @@ class Derivation:
         value, grads = self.program.value_and_grad(values, grad_output)
         return value, {n: grads[n] for n in self.wrt}
 
+    def evaluate_second(self, values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """The Hessian of sum(f) at the values, each pair of wrt inputs once:
+        [x][y] has shape x.shape + y.shape (the generated module's `hessian`)."""
+        self.evaluate(values)  # the same checks of the values
+        args = [values[n] for n in self.inputs]
+        try:
+            blocks = self.function.hessian(*args)
+        except ValueError as exc:
+            raise SymgradError(str(exc)) from None
+        index = {n: i for i, n in enumerate(self.program.wrt)}
+        return {
+            a: {b: blocks[index[a]][index[b]] for b in self.wrt[i:]}
+            for i, a in enumerate(self.wrt)
+        }
+
 
 def derive(
     text: str | Parsed,
@@ -200,9 +263,12 @@ def derive(
     wrt: Sequence[str] | None = None,
     inputs: Sequence[str] | None = None,
     convention: str = "torch",
+    order: int = 1,
 ) -> Derivation:
-    """Parse `text` and differentiate it with respect to each input (or `wrt`)."""
-    return _derive(text, wrt=wrt, inputs=inputs, convention=convention)
+    """Parse `text` and differentiate it with respect to each input (or `wrt`);
+    with `order` 2 the second derivatives too (`Derivation.second_derivatives`,
+    `Derivation.hessian`)."""
+    return _derive(text, wrt=wrt, inputs=inputs, convention=convention, order=order)
 
 
 def _derive(
@@ -211,9 +277,12 @@ def _derive(
     wrt: Sequence[str] | None,
     inputs: Sequence[str] | None,
     convention: str,
+    order: int = 1,
 ) -> Derivation:
     if convention not in CONVENTIONS:
         raise SymgradError(f"unknown convention '{convention}': use torch or jax")
+    if order not in (1, 2):
+        raise SymgradError(f"order {order}: symgrad derives orders 1 and 2")
     parsed = text if isinstance(text, Parsed) else parse(text)
     names = _order_inputs(parsed, inputs)
     wanted = tuple(names if not wrt else wrt)
@@ -235,13 +304,66 @@ def _derive(
         wrt=wanted,
         convention=convention,
         parsed=parsed,
+        order=order,
     )
     derivation.notes = _notes(parsed, convention)
+    if order >= 2:
+        derivation.notes += _second_order_notes(parsed)
     if size <= FORMULA_NODES:
         shown = program.build(parsed.expr, names, wanted, convention)
         grads = program.gradient_expressions(shown)
         derivation.derivatives = {n: _tidy(grads[n]) for n in wanted}
+        if order >= 2:
+            derivation.second_derivatives = _second_derivatives(grads, wanted)
     return derivation
+
+
+def _second_derivatives(
+    grads: Mapping[str, sp.Expr], wrt: Sequence[str]
+) -> dict[str, dict[str, sp.Expr]]:
+    """d/dy of each displayed df/dx, each pair once (x before y in wrt order): SymPy
+    differentiates the formula, with the registry's readable partials for symgrad's
+    own functions (display only: the numbers come from the graph)."""
+    symbols = {n: sp.Symbol(n, real=True) for n in wrt}
+    second: dict[str, dict[str, sp.Expr]] = {}
+    for i, a in enumerate(wrt):
+        for b in wrt[i:]:
+            try:
+                d = sp.diff(grads[a], symbols[b])
+            except TypeError:  # a function without a formula for its derivative
+                continue
+            second.setdefault(a, {})[b] = _tidy(d)
+    return second
+
+
+def _second_order_notes(parsed: Parsed) -> list[str]:
+    """What second order does at kinks that PyTorch's double backward does not."""
+    from symgrad import registry
+    from symgrad.graph import ancestors
+
+    nodes = ancestors([parsed.output])
+    ops = {node.op for node in nodes}
+    notes = []
+    if any(
+        (registry.BY_NAME.get(op) or registry.BY_NAME["add"]).reduction for op in ops
+    ):
+        notes.append(
+            "second derivatives through a reduction (sum, mean, norm, max(x), ...) "
+            "read element by element on the Hessian's diagonal; for arrays its "
+            "off-diagonal entries are there too (--at, hessian)"
+        )
+    if "norm" in ops:
+        notes.append(
+            "second order at norm(x) = 0: where the limit exists symgrad gives it "
+            "(the Hessian of norm(x)**2 there is 2I; PyTorch's double backward gives "
+            "nan), else nan as PyTorch"
+        )
+    if any(n.op == "pow" and not any(a.is_const for a in n.args) for n in nodes):
+        notes.append(
+            "second order of a**b at b = 0: the Hessian is symmetric (d2/dadb = 1/a); "
+            "PyTorch's double backward gives 0 one way round"
+        )
+    return notes
 
 
 def _order_inputs(parsed: Parsed, inputs: Sequence[str] | None) -> tuple[str, ...]:

@@ -19,15 +19,24 @@ import sympy as sp
 
 
 class SymgradFunction(sp.Function):
-    """Base of symgrad's own SymPy functions: real-valued, never auto-differentiated."""
+    """Base of symgrad's own SymPy functions: real-valued. `sympy.diff` takes their
+    derivatives from the registry's readable partials (for displayed formulas, such
+    as the second derivatives of `derive --order 2`; the numbers come from the
+    graph)."""
 
     is_real = True
 
-    def fdiff(self, argindex: int = 1) -> sp.Expr:  # pragma: no cover - guard
-        raise TypeError(
-            f"{type(self).__name__} is differentiated by symgrad's registry, "
-            "not by sympy.diff"
-        )
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        from symgrad import registry
+
+        rule = registry.BY_CLASS.get(type(self))
+        partials = rule.readable_partials(self.args, self) if rule else None
+        if not partials or sp.sympify(partials[argindex - 1]).has(registry.UPSTREAM):
+            raise TypeError(
+                f"{type(self).__name__} has no formula for its derivative in SymPy "
+                "(symgrad computes it from the graph)"
+            )
+        return sp.sympify(partials[argindex - 1])
 
 
 def _make(name: str, nargs: int) -> type[SymgradFunction]:
@@ -83,6 +92,8 @@ prod_grad_tangent = _make("prod_grad_tangent", 2)  # (x, dx): prod_grad's tangen
 safe_recip = _make("safe_recip", 1)
 unbroadcast = _make("unbroadcast", 3)  # (term, target, consumer)
 select = _make("select", 2)  # (mask, value): value where mask, exactly 0 elsewhere
+
+
 class NoBound(sp.Atom):
     """A slice's missing bound (the None of x[1:]): neither a number nor an input."""
 

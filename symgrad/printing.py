@@ -415,4 +415,34 @@ def latex_rows(
     return rows
 
 
-__all__ = ["latex_name", "latex_rows", "to_latex", "to_sympy_text", "to_text"]
+def second_latex_rows(
+    second: Mapping[str, Mapping[str, sp.Expr]],
+) -> list[tuple[str, str]]:
+    r"""Each second partial derivative as (left side, right side) LaTeX:
+    \frac{\partial^2 f}{\partial x^2}, \frac{\partial^2 f}{\partial x \partial y}."""
+    rows = []
+    for a, by in second.items():
+        for b, d in by.items():
+            if a == b:
+                left = rf"\frac{{\partial^2 f}}{{\partial {latex_name(a)}^{{2}}}}"
+            else:
+                bottom = rf"\partial {latex_name(a)} \partial {latex_name(b)}"
+                left = rf"\frac{{\partial^2 f}}{{{bottom}}}"
+            rows.append((left, to_latex(d)))
+    return rows
+
+
+def second_label(a: str, b: str) -> str:
+    """`d2f/dx2`, `d2f/dxdy`: a second partial derivative's name in text."""
+    return f"d2f/d{a}2" if a == b else f"d2f/d{a}d{b}"
+
+
+__all__ = [
+    "latex_name",
+    "latex_rows",
+    "second_label",
+    "second_latex_rows",
+    "to_latex",
+    "to_sympy_text",
+    "to_text",
+]

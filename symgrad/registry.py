@@ -1319,10 +1319,13 @@ RULES: tuple[Rule, ...] = (
         ),
         kink="linear in g",
         numpy="_unslice({0}, {1}, {2}, {3}, {4})",
-        torch=lambda t, g, x, a, b, c: t.zeros_like(x)
-        .index_put_((t.arange(x.shape[0])[_int(a) : _int(b) : _int(c)],), g)
-        if x.dim()
-        else g,
+        torch=lambda t, g, x, a, b, c: (
+            t.zeros_like(x).index_put_(
+                (t.arange(x.shape[0])[_int(a) : _int(b) : _int(c)],), g
+            )
+            if x.dim()
+            else g
+        ),
         no_mpmath="an array operation",
         used_by=("slice",),
     ),

@@ -16,7 +16,8 @@ def _hessian_size(inputs):
     if n * n > 1_000_000:
         raise ValueError(
             f"the Hessian would have {n}x{n} = {n * n} entries (more than 10**6): "
-            "use hvp(primals, vectors), which never builds it"
+            "use hvp(primals, vectors) (symgrad generate --order 2), which never "
+            "builds it"
         )
     return n
 
