@@ -19,7 +19,17 @@ from symgrad.derivation import Derivation
 from symgrad.parse import parse
 
 RANGES = ((-2.0, 2.0), (0.1, 0.9), (1.1, 3.0))
-TOLERANCE = {"finite differences": 1e-5, "mpmath": 1e-10, "pytorch": 1e-12}
+TOLERANCE = {
+    "finite differences": 1e-5,
+    "mpmath": 1e-10,
+    "pytorch": 1e-12,
+    "fd jvp": 1e-5,
+    "fd hvp": 1e-5,
+    "mpmath hessian": 1e-9,
+    "pytorch jvp": 1e-12,
+    "pytorch hvp": 1e-11,
+    "pytorch hessian": 1e-11,
+}
 
 
 @dataclass
@@ -243,3 +253,126 @@ def _add_rows(
         ok = all(r[2] for r in results) and max_rel <= tolerance
         count = sum(r[3] for r in results)
         report.rows.append(Row(oracle, name, count, max_abs, max_rel, ok))
+
+
+def run_second_order_check(
+    derivation: Derivation, points: int = 20, seed: int = 0
+) -> Report:
+    """jvp, hvp and the Hessian (the evaluator's, which the generated module equals)
+    against central differences of the value and of the gradient along random
+    directions, mpmath's second derivatives at scalar points, and PyTorch
+    (`torch.func.jvp`, its double backward, `torch.autograd.functional.hessian`) at
+    random points and kinks. Where PyTorch's two second orders (double backward and
+    forward-over-reverse) disagree with each other (x**y at y = 0), or give nan,
+    PyTorch is no reference there (the table says how often)."""
+    rng = np.random.default_rng(seed)
+    f = derivation.function
+    inputs = derivation.inputs
+    text = derivation.text
+    report = Report()
+    if not inputs:
+        report.skipped.append("the expression has no inputs: nothing to differentiate")
+        return report
+    rows = _rows(derivation)
+    smooth = _smooth_points(derivation, rng, points, (3,))
+    directions = [[rng.normal(size=a.shape) for a in args] for args in smooth]
+
+    # Central differences: of the value along v (jvp), of the gradient (hvp).
+    jvp_acc: dict[str, list[tuple[float, float, bool, int]]] = {"(all)": []}
+    hvp_acc: dict[str, list[tuple[float, float, bool, int]]] = {n: [] for n in inputs}
+    for args, v in zip(smooth, directions, strict=True):
+        h = 1e-6 * max(1.0, max(float(np.abs(a).max()) for a in args))
+        up = [a + h * d for a, d in zip(args, v, strict=True)]
+        down = [a - h * d for a, d in zip(args, v, strict=True)]
+        _, tangent = f.jvp(args, v)
+        want = (f.forward(*up) - f.forward(*down)) / (2 * h)
+        jvp_acc["(all)"].append(_errors(tangent, want))
+        _, products = f.hvp(args, v)
+        grads_up, grads_down = f.backward(*up), f.backward(*down)
+        for n, p, gu, gd in zip(inputs, products, grads_up, grads_down, strict=True):
+            hvp_acc[n].append(_errors(p, (gu - gd) / (2 * h)))
+    _add_rows(report, "fd jvp", jvp_acc)
+    _add_rows(report, "fd hvp", hvp_acc)
+
+    # mpmath's Hessian at scalar points.
+    acc: dict[str, list[tuple[float, float, bool, int]]] = {n: [] for n in inputs}
+    failures: dict[str, int] = {}
+    for args in smooth[: max(1, points // 4)]:
+        point = [float(a.ravel()[0]) for a in args]
+        try:
+            exact = oracles.mpmath_hessian(text, inputs, point)
+        except Exception as exc:  # noqa: BLE001  (said in the table, never dropped)
+            reason = f"{type(exc).__name__}: {exc}"
+            failures[reason] = failures.get(reason, 0) + 1
+            continue
+        got = f.hessian_matrix(*point)
+        for i, n in enumerate(inputs):
+            acc[n].append(_errors(got[i], np.asarray(exact[i])))
+    _add_rows(report, "mpmath hessian", acc)
+    for reason, count in failures.items():
+        report.skipped.append(f"mpmath's Hessian failed at {count} point(s) ({reason})")
+
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        report.skipped.append("PyTorch is not installed: its comparison was skipped")
+        return report
+    cases = [(list(a), v) for a, v in zip(smooth, directions, strict=True)]
+    if derivation.convention == "torch":
+        for value in _kink_values(derivation, rows):
+            cases.append(
+                (
+                    [np.full(3, value) for _ in inputs],
+                    [rng.normal(size=3) for _ in inputs],
+                )
+            )
+    tolerance = _torch_tolerance(rows)
+    jvp_acc = {"(all)": []}
+    hvp_acc = {n: [] for n in inputs}
+    hessian_acc: dict[str, list[tuple[float, float, bool, int]]] = {
+        n: [] for n in inputs
+    }
+    unknown = 0
+    for args, v in cases:
+        values = dict(zip(inputs, args, strict=True))
+        vectors = dict(zip(inputs, v, strict=True))
+        _, tangent = f.jvp(args, v)
+        _, want_tangent = oracles.torch_jvp(text, inputs, values, vectors)
+        jvp_acc["(all)"].append(_errors(tangent, _known(want_tangent)))
+        _, products = f.hvp(args, v)
+        want = oracles.torch_hvp(text, inputs, values, vectors)
+        other = oracles.torch_forward_over_reverse(text, inputs, values, vectors)
+        for n, p, w, o in zip(inputs, products, want, other, strict=True):
+            agree = np.isclose(w, o, rtol=1e-12, atol=0, equal_nan=True)
+            unknown += int((~agree | np.isnan(w)).sum())
+            hvp_acc[n].append(
+                _errors(np.where(agree, p, np.nan), np.where(agree, w, np.nan))
+            )
+    for args in smooth[: max(1, points // 4)]:
+        values = dict(zip(inputs, args, strict=True))
+        got = f.hessian(*args)
+        want_blocks = oracles.torch_hessian(text, inputs, values)
+        for i, n in enumerate(inputs):
+            for j in range(len(inputs)):
+                hessian_acc[n].append(_errors(got[i][j], _known(want_blocks[i][j])))
+    if unknown:
+        report.skipped.append(
+            f"hvp: at {unknown} element(s) PyTorch's double backward is nan or differs "
+            "from its own forward-over-reverse: no reference there"
+        )
+    _add_rows(report, "pytorch jvp", jvp_acc, max(tolerance, TOLERANCE["pytorch jvp"]))
+    _add_rows(
+        report, "pytorch hvp", hvp_acc, max(10 * tolerance, TOLERANCE["pytorch hvp"])
+    )
+    _add_rows(
+        report,
+        "pytorch hessian",
+        hessian_acc,
+        max(10 * tolerance, TOLERANCE["pytorch hessian"]),
+    )
+    return report
+
+
+def _known(want: np.ndarray) -> np.ndarray:
+    """PyTorch's numbers, nan (no reference) kept as nan."""
+    return np.asarray(want, dtype=np.float64)

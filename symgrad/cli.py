@@ -160,6 +160,7 @@ def build_parser() -> _Parser:
     _expression_options(check)
     check.add_argument("--points", type=int, default=20, help="random points (20)")
     check.add_argument("--seed", type=int, default=0)
+    _order_option(check, "also check jvp, hvp and the Hessian")
 
     plot = add_command(
         "plot",
@@ -502,7 +503,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     derivation = _derive(args)
     report = run_check(derivation, points=args.points, seed=args.seed)
     print(report.table())
-    return 0 if report.ok else 1
+    ok = report.ok
+    if args.order >= 2:
+        from symgrad.check import run_second_order_check
+
+        second = run_second_order_check(derivation, points=args.points, seed=args.seed)
+        print("\nsecond order (jvp, hvp, Hessian):")
+        print(second.table())
+        ok = ok and second.ok
+    return 0 if ok else 1
 
 
 def cmd_functions(args: argparse.Namespace) -> int:

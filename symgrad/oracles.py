@@ -278,6 +278,31 @@ def torch_hvp(
     ]
 
 
+def torch_forward_over_reverse(
+    expr: str | sp.Expr,
+    inputs: Sequence[str],
+    values: Mapping[str, Any],
+    vectors: Mapping[str, Any],
+    dtype: str = "float64",
+) -> list[np.ndarray]:
+    """H v by torch.func: the jvp of the gradient of sum(f), PyTorch's other way to
+    a Hessian-vector product (where it differs from the double backward, PyTorch is
+    not a reference)."""
+    import torch
+
+    function = torch_function(expr, inputs, dtype)
+    primals = _tensors(inputs, values, dtype)
+    directions = tuple(
+        t.expand(p.shape).clone()
+        for t, p in zip(_tensors(inputs, vectors, dtype), primals, strict=True)
+    )
+    grad = torch.func.grad(
+        lambda *ts: function(*ts).sum(), argnums=tuple(range(len(inputs)))
+    )
+    _, products = torch.func.jvp(grad, primals, directions)
+    return [p.detach().numpy(force=True) for p in products]
+
+
 def torch_hessian(
     expr: str | sp.Expr,
     inputs: Sequence[str],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import symgrad
 from symgrad import check, oracles
@@ -78,3 +79,32 @@ def test_where_masking_is_reported_not_a_disagreement() -> None:
     # a real disagreement inside a where is still one
     bad = check.run_check(symgrad.derive("where(x > 0, x, 0)"), points=3)
     assert bad.ok
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["cos(x**2)", "clip(x, 1.5, 5.5)", "x**2 + y**2", "sin(cos(norm(x)**2 + 1))"],
+)
+def test_second_order_check_passes(cli, text) -> None:
+    result = cli("check", text, "--order", "2", "--points", "6")
+    assert result.returncode == 0, result.stdout + result.stderr
+    table = result.stdout.split("second order")[1]
+    for oracle in ("fd jvp", "fd hvp", "mpmath hessian", "pytorch jvp", "pytorch hvp"):
+        assert oracle in table
+
+
+def test_second_order_check_catches_a_wrong_hvp(monkeypatch) -> None:
+    from symgrad.check import run_second_order_check
+
+    derivation = symgrad.derive("x**3 * y")
+    function = derivation.function
+    right = function.hvp
+
+    def wrong(primals, vectors, grad_output=None):
+        value, products = right(primals, vectors, grad_output)
+        return value, tuple(p * (1 + 1e-3) for p in products)
+
+    monkeypatch.setattr(function, "hvp", wrong)
+    report = run_second_order_check(derivation, points=4)
+    bad = {r.oracle for r in report.rows if not r.ok}
+    assert {"fd hvp", "pytorch hvp"} <= bad and not report.ok
