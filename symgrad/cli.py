@@ -124,6 +124,19 @@ def build_parser() -> _Parser:
         help="evaluate the value and the gradient at these input values",
     )
     _order_option(derive, "each second partial derivative, and with --at the Hessian")
+    derive.add_argument(
+        "--mode",
+        choices=("reverse", "forward"),
+        default="reverse",
+        help="with --steps: the backward pass (reverse, default) or forward mode "
+        "(each step's tangent, the dual numbers)",
+    )
+    derive.add_argument(
+        "--tangent",
+        metavar="x=1,y=0",
+        help="with --steps --mode forward: the inputs' tangents (default: 1 for the "
+        "first input, 0 for the others, so that the result is df/dx)",
+    )
 
     generate = add_command(
         "generate",
@@ -378,8 +391,12 @@ def cmd_derive(args: argparse.Namespace) -> int:
         from symgrad.steps import format_steps, trace
 
         values = parse_values(args.at) if args.at else None
-        print(format_steps(trace(derivation, at=values), args.format).rstrip("\n"))
+        tangents = parse_values(args.tangent) if args.tangent else None
+        steps = trace(derivation, at=values, mode=args.mode, tangents=tangents)
+        print(format_steps(steps, args.format).rstrip("\n"))
         return 0
+    if args.mode != "reverse" or args.tangent:
+        raise SymgradError("--mode and --tangent go with --steps")
     at = None
     second: dict[str, dict[str, Any]] = {}
     if args.at:

@@ -101,19 +101,23 @@ class Program:
         return {self.input_nodes[n].id: t for n, t in self.tangent_inputs.items()}
 
     @functools.cached_property
-    def jvp_output(self) -> Node | None:
-        """The tangent of the value (None: 0) for the inputs' tangents."""
+    def forward_tangents(self) -> dict[int, Node]:
+        """Each forward node's tangent (absent: 0) for the wrt inputs' tangents."""
         from symgrad import forward
 
         nodes = self.forward_nodes
-        tangents = forward.push(
+        return forward.push(
             self.graph,
             nodes,
             self._tangent_seeds(),
             self.convention,
             dependencies(nodes),
         )
-        return tangents.get(self.output.id)
+
+    @property
+    def jvp_output(self) -> Node | None:
+        """The tangent of the value (None: 0) for the inputs' tangents."""
+        return self.forward_tangents.get(self.output.id)
 
     @functools.cached_property
     def hvp_outputs(self) -> dict[str, Node | None]:

@@ -22,6 +22,9 @@ notes, and with options:
 - ``:code:`` the generated NumPy module;
 - ``:plot:`` the plot of `symgrad plot` (needs matplotlib), over ``:range: -3,3``,
   varying ``:vary: NAME`` (the other inputs fixed at their ``:at:`` values);
+- ``:mode: forward`` (with ``:steps:``) forward mode instead: each step's tangent,
+  along ``:tangent: x=1`` (default: 1 for the first input, 0 for the others);
+- ``:order: 2`` the second partial derivatives too;
 - ``:convention: torch|jax`` and ``:wrt: x,y`` as for `symgrad derive`.
 
 Math, the directive's and any other (``:math:``, ``.. math::``), is rendered in the
@@ -96,6 +99,9 @@ class SymgradDirective(SphinxDirective):
         "wrt": directives.unchanged_required,
         "vary": directives.unchanged_required,
         "range": directives.unchanged_required,
+        "mode": lambda value: directives.choice(value, ("reverse", "forward")),
+        "tangent": directives.unchanged_required,
+        "order": lambda value: directives.choice(value, ("1", "2")),
     }
 
     def run(self) -> list[nodes.Node]:
@@ -112,7 +118,10 @@ class SymgradDirective(SphinxDirective):
         text = self.arguments[0].strip()
         wrt = _names(self.options.get("wrt"))
         derivation = derive(
-            text, wrt=wrt, convention=self.options.get("convention", "torch")
+            text,
+            wrt=wrt,
+            convention=self.options.get("convention", "torch"),
+            order=int(self.options.get("order", "1")),
         )
         at = _values(self.options.get("at"))
         box = nodes.container(classes=["symgrad"])
@@ -122,7 +131,13 @@ class SymgradDirective(SphinxDirective):
         if "steps" in self.options:
             from symgrad.steps import format_steps, trace
 
-            box += self._math(format_steps(trace(derivation, at=at), "latex"))
+            steps = trace(
+                derivation,
+                at=at,
+                mode=self.options.get("mode", "reverse"),
+                tangents=_values(self.options.get("tangent")),
+            )
+            box += self._math(format_steps(steps, "latex"))
         for note in derivation.notes:
             paragraph = nodes.paragraph(classes=["symgrad-note"])
             paragraph += nodes.strong(text="Note: ")

@@ -151,6 +151,9 @@ def _latex_strings() -> dict[str, str]:
         strings[f"{label}: aligned"] = aligned(lines)
         strings[f"{label}: steps"] = format_steps(trace(derivation), "latex")
         strings[f"{label}: steps at"] = format_steps(trace(derivation, at=at), "latex")
+        strings[f"{label}: forward steps at"] = format_steps(
+            trace(derivation, at=at, mode="forward"), "latex"
+        )
         strings[f"{label}: values"] = values_latex(derivation, at)
 
     for row in catalog_rows():

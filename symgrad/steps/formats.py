@@ -67,6 +67,16 @@ def _format_text(trace: Trace) -> str:
         ),
         ("result:", trace.results),
     ]
+    if trace.mode == "forward":
+        sections[1] = (
+            "tangent trace (forward mode: v\u0307k = d vk along the tangents "
+            + ", ".join(
+                f"{n[:1]}\u0307{n[1:]} = {value_text(v)}"
+                for n, v in (trace.tangents or {}).items()
+            )
+            + "; arguments first):",
+            trace.backward,
+        )
     rows = [step for _, steps in sections for step in steps]
     name_width = max((_width(s.name) for s in rows), default=1)
 
@@ -135,7 +145,8 @@ def latex_text(text: str) -> str:
 def _latex_row(step: Step, with_values: bool, with_rule: bool = True) -> str:
     name = step.name_latex
     if step.alias:
-        name = rf"{step.alias} = {name}"
+        alias = r"\dot{f}" if step.alias == "\u1e1f" else step.alias
+        name = rf"{alias} = {name}"
     row = f"{name} &= {step.latex}"
     if with_values and step.value is not None:
         row += rf" &&= {value_latex(step.value)}"
@@ -169,9 +180,10 @@ def _aligned(rows: list[str]) -> str:
 def _format_markdown(trace: Trace) -> str:
     with_values = trace.at is not None
     args = ", ".join(input_latex(n) for n in trace.inputs)
+    forward_mode = trace.mode == "forward"
     intro = (
-        f"Reverse-mode derivative of $f({args}) = {to_latex(trace.expression)}$, "
-        "step by step"
+        f"{'Forward' if forward_mode else 'Reverse'}-mode derivative of "
+        f"$f({args}) = {to_latex(trace.expression)}$, step by step"
     )
     if with_values:
         where = ", ".join(
@@ -187,13 +199,25 @@ def _format_markdown(trace: Trace) -> str:
         parts.append(
             _aligned([_latex_row(s, with_values, False) for s in trace.forward])
         )
-    if trace.backward:
+    if trace.backward and forward_mode:
+        seeds = ", ".join(
+            rf"\dot{{{input_latex(n)}}} = {value_latex(v)}"
+            for n, v in (trace.tangents or {}).items()
+        )
+        parts.append(
+            "**Tangent trace** (forward mode, dual numbers). $\\dot{v}_k$ is the "
+            "derivative of $v_k$ along the inputs' tangents "
+            f"${seeds}$. The steps run in the forward order; each tangent sums, over "
+            "its arguments, the local partial derivative times the argument's tangent:"
+        )
+    elif trace.backward:
         parts.append(
             "**Backward trace.** $\\bar{v}_k$ is the gradient of the sum of the "
             "output with respect to $v_k$. The steps run in reverse order, starting "
             "from the seed $1$; each adjoint sums, over the steps that use it, their "
             "adjoint times the local partial derivative:"
         )
+    if trace.backward:
         parts.append(
             _aligned([_latex_row(s, with_values, False) for s in trace.backward])
         )

@@ -46,6 +46,7 @@ import sympy as sp
 from symgrad import functions as F
 from symgrad import numpy_code, registry
 from symgrad.derivation import Derivation
+from symgrad.errors import SymgradError
 from symgrad.graph import MASK_OPS, Node, walk_consumers
 from symgrad.parse import symbol, to_sympy
 from symgrad.printing import to_latex, to_text
@@ -122,6 +123,8 @@ class Trace:
     value: Any = None  # f at `at`
     gradients: dict[str, Any] | None = None  # df/d<input> at `at`
     remarks: list[str] = field(default_factory=list)  # about the trace itself
+    mode: str = "reverse"  # "forward": `backward` holds the tangent steps
+    tangents: dict[str, Any] | None = None  # forward mode: the inputs' tangents
 
     @property
     def steps(self) -> list[Step]:
@@ -130,12 +133,25 @@ class Trace:
 
 
 # --- building the trace ---------------------------------------------------------------
-def trace(derivation: Derivation, at: Mapping[str, Any] | None = None) -> Trace:
+def trace(
+    derivation: Derivation,
+    at: Mapping[str, Any] | None = None,
+    *,
+    mode: str = "reverse",
+    tangents: Mapping[str, Any] | None = None,
+) -> Trace:
     """The steps of `derivation.program`, evaluated `at` if given.
+
+    `mode` "forward" traces forward mode instead of the backward pass: each step's
+    tangent (its dual part), v̇k = the sum over its arguments of the local partial
+    times the argument's tangent, for the inputs' tangents ẋ (`tangents`; by default
+    1 for the first input of wrt and 0 for the others, so that ḟ is df/dx).
 
     Raises `SymgradError` where `Derivation.evaluate` does (missing or extra input
     values, shapes that do not broadcast).
     """
+    if mode not in ("reverse", "forward"):
+        raise SymgradError(f"unknown mode {mode!r}: use reverse or forward")
     prog = derivation.program
     names = _Names(prog)
     numbers = None if at is None else evaluate_steps(derivation, at)
@@ -184,7 +200,12 @@ def trace(derivation: Derivation, at: Mapping[str, Any] | None = None) -> Trace:
             )
         )
 
-    backward = _backward_steps(prog, names, derivation, numbers, code)
+    seeds: dict[str, Any] = {}
+    if mode == "forward":
+        seeds = _tangent_seeds(derivation, tangents)
+        backward = _tangent_steps(prog, names, derivation, at, seeds)
+    else:
+        backward = _backward_steps(prog, names, derivation, numbers, code)
     shown_notes = {note for step in backward for note in step.notes}
     notes = [n for n in derivation.notes if n not in shown_notes]
 
@@ -199,7 +220,11 @@ def trace(derivation: Derivation, at: Mapping[str, Any] | None = None) -> Trace:
             value=None if numbers is None else numbers.value,
         )
     ]
+    if mode == "forward":
+        results.append(_tangent_result(derivation, backward, seeds, at is not None))
     for name, d in derivation.derivatives.items():
+        if mode == "forward":
+            break
         results.append(
             Step(
                 "result",
@@ -227,6 +252,8 @@ def trace(derivation: Derivation, at: Mapping[str, Any] | None = None) -> Trace:
         at=None if numbers is None else numbers.at,
         value=None if numbers is None else numbers.value,
         gradients=None if numbers is None else numbers.gradients,
+        mode=mode,
+        tangents=seeds if mode == "forward" else None,
     )
 
 
@@ -368,6 +395,8 @@ def _contribution_rule(source: Node, position: int) -> str:
     assert rule is not None
     if rule.reduction:
         return f"reduction: {_function_name(rule)}"
+    if source.op in ("slice", "index"):
+        return "indexing (linear)"
     named = {
         "add": "sum rule",
         "sub": "difference",
@@ -526,3 +555,174 @@ def _backward_steps(
 
 
 __all__ = ["Step", "Trace", "input_latex", "trace"]
+
+
+# --- the tangent trace (forward mode) -------------------------------------------------
+DOT = "\u0307"  # combining dot above: v̇1, ẋ
+
+
+def _dot_text(name: str) -> str:
+    return name[:1] + DOT + name[1:] if name else name
+
+
+def _dot_latex(latex: str) -> str:
+    match = re.fullmatch(r"([A-Za-z])_\{(\d+)\}", latex)
+    if match:
+        return rf"\dot{{{match.group(1)}}}_{{{match.group(2)}}}"
+    return rf"\dot{{{latex}}}"
+
+
+def _tangent_seeds(
+    derivation: Derivation, tangents: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The inputs' tangents: as given, else 1 for the first of wrt, 0 for the rest."""
+    wrt = derivation.wrt
+    if tangents is None:
+        return {n: (1.0 if i == 0 else 0.0) for i, n in enumerate(wrt)}
+    unknown = [n for n in tangents if n not in wrt]
+    if unknown:
+        raise SymgradError(
+            f"--tangent gives {', '.join(unknown)}, which is not an input of wrt "
+            f"({', '.join(wrt)})"
+        )
+    return {n: tangents.get(n, 0.0) for n in wrt}
+
+
+def _tangent_steps(
+    prog: Program,
+    names: _Names,
+    derivation: Derivation,
+    at: Mapping[str, Any] | None,
+    seeds: Mapping[str, Any],
+) -> list[Step]:
+    """One step per forward step: its tangent in its arguments' tangents, the rule
+    of each term, and (with `at`) the value the evaluator gives the tangent node."""
+    dot_symbol: dict[int, sp.Expr] = {}
+    dot_text: dict[int, str] = {}
+    dot_latex: dict[int, str] = {}
+    # LaTeX: each tangent is a placeholder symbol, replaced by \dot{v}_{k} after
+    placeholders: dict[str, str] = {}
+
+    def latex_of(expr: sp.Expr) -> str:
+        latex = to_latex(expr)
+        for key in sorted(placeholders, key=len, reverse=True):
+            latex = latex.replace(key, placeholders[key])
+        return latex
+
+    def name_tangent(node: Node, text: str, latex: str) -> None:
+        dot_symbol[node.id] = sp.Symbol(f"tangentplaceholder{node.id}", real=True)
+        placeholders[to_latex(dot_symbol[node.id])] = latex
+        dot_text[node.id] = text
+        dot_latex[node.id] = latex
+
+    def text_of(expr: sp.Expr) -> str:
+        text = _text(expr)
+        for node_id, symbol_ in dot_symbol.items():
+            text = re.sub(rf"\b{symbol_}\b", dot_text[node_id], text)
+        return text
+
+    for name, node in prog.input_nodes.items():
+        if name in seeds:
+            name_tangent(node, _dot_text(name), _dot_latex(input_latex(name)))
+    values: dict[int, Any] = {}
+    if at is not None:
+        from symgrad import evaluate
+        from symgrad.graph import ancestors
+
+        bound = prog.bindings(at)
+        as_tangent = evaluate.helper("_as_tangent")
+        for n, node in prog.tangent_inputs.items():
+            bound[node.id] = as_tangent(seeds[n], bound[prog.input_nodes[n].id])
+        wanted = [prog.output, *prog.forward_tangents.values()]
+        values = evaluate.run(ancestors(wanted), bound)
+    steps: list[Step] = []
+    for node in names.steps:
+        rule = node.rule
+        assert rule is not None
+        terms: list[sp.Expr] = []
+        labels: list[str] = []
+        partials = rule.readable_partials(
+            names.args(node), names.symbol[node.id], prog.convention
+        )
+        for position, arg in enumerate(node.args):
+            source = arg.args[0] if arg.op == "float" else arg
+            if source.id not in dot_symbol or arg.is_mask or arg.op == "float":
+                continue
+            partial = _readable(sp.sympify(partials[position]))
+            if partial == 0:
+                continue
+            dot = dot_symbol[source.id]
+            if partial.has(registry.UPSTREAM):  # a slice: the slice of the tangent
+                term = rule.to_sympy(dot, *names.args(node)[1:])
+            elif rule.reduction:
+                term = F.sum_(partial * dot) if partial != 1 else F.sum_(dot)
+            else:
+                term = partial * dot
+            terms.append(term)
+            labels.append(_contribution_rule(node, position))
+        if not terms:
+            continue
+        name_tangent(
+            node, _dot_text(names.text[node.id]), _dot_latex(names.latex[node.id])
+        )
+        expr = sp.Add(*terms)
+        notes = [n for n in (_kink_note(node, derivation),) if n]
+        if node.op == "where":
+            notes.append(WHERE_NOTE)
+        tangent_node = prog.forward_tangents.get(node.id)
+        value = None
+        if at is not None:
+            value = 0.0 if tangent_node is None else as_number(values[tangent_node.id])
+        steps.append(
+            Step(
+                "tangent",
+                dot_text[node.id],
+                dot_latex[node.id],
+                text_of(expr),
+                latex_of(expr),
+                rule=" + ".join(dict.fromkeys(labels)),
+                notes=tuple(notes),
+                value=value,
+                alias="ḟ" if node is prog.output else "",
+            )
+        )
+    return steps
+
+
+def _tangent_result(
+    derivation: Derivation, steps: list[Step], seeds: Mapping[str, Any], at: bool
+) -> Step:
+    """ḟ: the output's tangent, the derivative along the inputs' tangents, with the
+    simplified derivatives (where shown) as its formula."""
+    names = list(seeds)
+    if derivation.derivatives and all(n in derivation.derivatives for n in names):
+        dots = [
+            sp.Symbol(f"tangentplaceholder_{i}", real=True) for i in range(len(names))
+        ]
+        expr = sp.Add(
+            *(derivation.derivatives[n] * d for n, d in zip(names, dots, strict=True))
+        )
+        text, latex = to_text(expr), to_latex(expr)
+        for i, n in enumerate(names):
+            text = re.sub(rf"\b{dots[i]}\b", _dot_text(n), text)
+            latex = latex.replace(to_latex(dots[i]), _dot_latex(input_latex(n)))
+    else:
+        text = " + ".join(f"df/d{n}·{_dot_text(n)}" for n in names) or "0"
+        latex = (
+            " + ".join(
+                rf"\frac{{\partial f}}{{\partial {input_latex(n)}}} "
+                + _dot_latex(input_latex(n))
+                for n in names
+            )
+            or "0"
+        )
+    last = next((s for s in steps if s.alias), None)
+    return Step(
+        "result",
+        "ḟ",
+        r"\dot{f}",
+        text,
+        latex,
+        rule="directional derivative",
+        value=(last.value if last is not None else 0.0) if at else None,
+    )
