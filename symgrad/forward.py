@@ -98,12 +98,13 @@ def _tangent(
         if node.op in ("slice", "index"):
             shaped[tangent.id] = deps.get(node.id, frozenset())
         return tangent
+    own = None
     if rule.tangent is not None:  # the row's own forward rule
         own = tangent_term(graph, node, [t for _, t in carried], convention)
-        if own is not None:
-            shaped[own.id] = shaped.get(own.id, frozenset()) | frozenset().union(
-                *(shaped.get(t.id, frozenset()) for _, t in carried if t is not None)
-            )
+    if own is not None:
+        shaped[own.id] = shaped.get(own.id, frozenset()) | frozenset().union(
+            *(shaped.get(t.id, frozenset()) for _, t in carried if t is not None)
+        )
         return own
     # the arguments sharing one tangent (x in x*x) go through one replay of the rule
     groups: dict[int, tuple[Node, set[int]]] = {}

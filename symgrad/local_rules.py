@@ -50,8 +50,8 @@ def tangent_term(
     """The tangent of `node` by its row's own forward rule (`Rule.tangent`), given
     its arguments' tangents (None: 0); None if the row has no such rule."""
     rule = registry.BY_NAME[node.op]
-    if rule.tangent is None:
-        return None
+    if rule.tangent is None or (convention == "jax" and rule.jax is not None):
+        return None  # (a JAX-convention row: its jvp is its partials')
     pattern = tuple(_constant_key(a) for a in node.args)
     present = tuple(t is not None for t in tangents)
     recipe = _tangent_recipe(node.op, pattern, present, convention)

@@ -156,6 +156,21 @@ def _pow_grad(b: sp.Expr, e: sp.Expr, out: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
     return db, de
 
 
+def _pow_tangent(
+    b: sp.Expr, e: sp.Expr, out: sp.Expr, db: sp.Expr, de: sp.Expr
+) -> sp.Expr:
+    """PyTorch's forward AD of b**e: each side selected where its partial is taken
+    as 0 (an inf tangent there gives 0, not nan), as pow_backward_self/_exponent."""
+    base, exponent = _pow_grad(b, e, out)
+    if e.is_Number:
+        return db * base
+    if b.is_Number:
+        return de * exponent
+    return F.where(F.eq(e, 0), 0, db * e * b ** (e - 1)) + F.where(
+        F.logical_and(F.eq(b, 0), F.ge(e, 0)), 0, de * out * sp.log(b)
+    )
+
+
 def _pow_exponent_partial_at(b: sp.Expr, e: sp.Expr, out: sp.Expr) -> sp.Expr:
     """d(b**e)/de for a number b, as PyTorch: out * log(b); at b = 0 it is 0 where
     e >= 0 and -inf * out (-inf for e < 0) elsewhere; nan for b < 0 (log of a
@@ -375,6 +390,7 @@ RULES: tuple[Rule, ...] = (
         grad=_pow_grad,
         shown=_pow_shown,
         jax=_pow_grad_jax,
+        tangent=_pow_tangent,
         kink="d/da is 0 where b == 0; d/db is 0 where a == 0 and b >= 0, as PyTorch "
         "(JAX: d/da is nan at a == b == 0; d/db is nan at a == 0, b < 0)",
         numpy="{0} ** {1}",
@@ -935,6 +951,13 @@ RULES: tuple[Rule, ...] = (
         ),
         kink="at x == lo or x == hi the derivative is 1, as PyTorch (JAX: 1/2); "
         "where lo > hi the result is hi",
+        # PyTorch's forward AD (clamp_jvp), which differs from its backward where
+        # lo == hi: clip(y, x, x) moves with x
+        tangent=lambda x, lo, hi, out, dx, dlo, dhi: F.where(
+            F.gt(lo, hi),
+            dhi,
+            F.where(F.lt(x, lo), dlo, F.where(F.gt(x, hi), dhi, dx)),
+        ),
         numpy="_clip({0}, {1}, {2})",
         latex=r"\operatorname{{clip}}\left({0}, {1}, {2}\right)",
         # clamp does not broadcast its input to its bounds: expand it first
@@ -1141,14 +1164,24 @@ RULES: tuple[Rule, ...] = (
         "prod(x)",
         "product of all elements",
         names=("prod",),
-        # selected: with two zeros every partial is 0 whatever the upstream (PyTorch)
+        # with two zeros every partial is 0 whatever the upstream (PyTorch): there
+        # only a finite upstream multiplies them (0, never inf * 0), so that the
+        # Hessian (the tangent of this) is still exact
         grad=lambda x, out: (
-            F.select(F.lt(F.sum_(F.eq(x, 0)), 2), F.prod_grad(x, out)),
+            F.prod_grad(x, out)
+            * F.where(
+                F.lt(F.sum_(F.eq(x, 0)), 2),
+                UPSTREAM,
+                F.select(
+                    F.logical_and(
+                        F.eq(UPSTREAM, UPSTREAM), F.lt(sp.Abs(UPSTREAM), sp.oo)
+                    ),
+                    UPSTREAM,
+                ),
+            ),
         ),
         shown=lambda x, out: (out / x,),
-        kink="where x has zeros, the exact product of the other elements, as PyTorch "
-        "(second order: exact with one zero; with exactly two, symgrad's Hessian is 0 "
-        "where PyTorch's has the product of the others at the two zeros' pair)",
+        kink="where x has zeros, the exact product of the other elements, as PyTorch",
         numpy="np.prod({0})",
         latex=r"\prod {0}",
         torch=lambda t, x: t.prod(x),

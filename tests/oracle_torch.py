@@ -223,15 +223,23 @@ class Gate(torch.autograd.Function):
     contribution); backward `torch.where(gate, grad, 0)`, then summed to its shape."""
 
     @staticmethod
-    def forward(ctx: Any, t: torch.Tensor, site: _Site, shape: torch.Size) -> Any:
-        ctx.site, ctx.shape, ctx.in_shape = site, shape, t.shape
+    def forward(t: torch.Tensor, site: _Site, shape: torch.Size) -> Any:
         return t.expand(shape).clone()
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: Any) -> None:
+        t, site, shape = inputs
+        ctx.site, ctx.shape, ctx.in_shape = site, shape, t.shape
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> Any:
         gate = ctx.site.gate_for(ctx.shape)
         grad = torch.where(gate, grad, grad.new_zeros(()))
         return grad.sum_to_size(ctx.in_shape), None, None
+
+    @staticmethod
+    def jvp(ctx: Any, t_dot: torch.Tensor, site_dot: Any, shape_dot: Any) -> Any:
+        return t_dot.expand(ctx.shape).clone()
 
 
 def _trigamma_poles(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -251,14 +259,23 @@ class _NoSlopeAtMinusInf(torch.autograd.Function):
     though digamma(-inf) and trigamma(-inf) are nan: poles at every integer below)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> Any:
-        ctx.save_for_backward(x)
+    def forward(x: torch.Tensor) -> Any:
         return x.clone()
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: Any) -> None:
+        ctx.save_for_backward(inputs[0])
+        ctx.save_for_forward(inputs[0])
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> Any:
         (x,) = ctx.saved_tensors
         return torch.where(torch.isneginf(x), math.nan, grad)
+
+    @staticmethod
+    def jvp(ctx: Any, x_dot: torch.Tensor) -> Any:
+        (x,) = ctx.saved_tensors
+        return torch.where(torch.isneginf(x), math.nan, x_dot)
 
 
 class _PoleSlope(torch.autograd.Function):
@@ -267,15 +284,25 @@ class _PoleSlope(torch.autograd.Function):
     (4e28 at -800)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> Any:
-        ctx.save_for_backward(x)
+    def forward(x: torch.Tensor) -> Any:
         return x.clone()
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: Any) -> None:
+        ctx.save_for_backward(inputs[0])
+        ctx.save_for_forward(inputs[0])
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> Any:
         (x,) = ctx.saved_tensors
         pole = (x <= 0) & (x == torch.floor(x)) & torch.isfinite(x)
         return torch.where(pole & (grad != 0), grad * math.inf, grad)
+
+    @staticmethod
+    def jvp(ctx: Any, x_dot: torch.Tensor) -> Any:
+        (x,) = ctx.saved_tensors
+        pole = (x <= 0) & (x == torch.floor(x)) & torch.isfinite(x)
+        return torch.where(pole & (x_dot != 0), x_dot * math.inf, x_dot)
 
 
 class _Evaluator:
@@ -703,3 +730,100 @@ def disagreements(
                 )
             )
     return [p for p in problems if p is not None]
+
+
+# --- forward mode and second order ---------------------------------------------------
+
+
+def jvp(
+    text: str, values: Mapping[str, Any], tangents: Mapping[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Value and tangent by `torch.func.jvp` of the string as written (the where
+    gates are identities in forward mode: torch.where's own tangent selects)."""
+    tree = parse(text)
+    names = input_names(text)
+    leaves = {n: t.detach() for n, t in _leaves(values, names).items()}
+    fdtype = _fdtype(leaves)
+    directions = tuple(
+        torch.tensor(np.asarray(tangents[n]))
+        .to(leaves[n].dtype)
+        .expand(leaves[n].shape)
+        for n in names
+    )
+
+    def function(*tensors: torch.Tensor) -> torch.Tensor:
+        out, _ = _evaluate(tree, dict(zip(names, tensors, strict=True)), fdtype)
+        return out
+
+    value, tangent = torch.func.jvp(function, tuple(leaves.values()), directions)
+    return np.array(value.detach().numpy()), np.array(tangent.detach().numpy())
+
+
+def hvp(
+    text: str,
+    values: Mapping[str, Any],
+    vectors: Mapping[str, Any],
+    grad_output: Any = None,
+) -> dict[str, np.ndarray]:
+    """The Hessian of sum(f * grad_output) times the vectors by PyTorch's double
+    backward of the string as written (the where gates are in the first backward,
+    so its second selects as well); nan where PyTorch says so (no reference)."""
+    tree = parse(text)
+    names = input_names(text)
+    leaves = _leaves(values, names)
+    fdtype = _fdtype(leaves)
+    out, _ = _evaluate(tree, leaves, fdtype)
+    zeros = {
+        n: np.zeros(t.shape, dtype=np.dtype(str(t.dtype).split(".")[1]))
+        for n, t in leaves.items()
+    }
+    if not out.requires_grad:
+        return zeros
+    g = (
+        torch.ones_like(out)
+        if grad_output is None
+        else torch.tensor(np.asarray(grad_output)).to(out.dtype)
+    )
+    grads = torch.autograd.grad(
+        (out * g).sum(), list(leaves.values()), create_graph=True, allow_unused=True
+    )
+    total = None
+    for (name, leaf), grad in zip(leaves.items(), grads, strict=True):
+        if grad is None or not grad.requires_grad:
+            continue
+        v = torch.tensor(np.asarray(vectors[name])).to(leaf.dtype).expand(leaf.shape)
+        term = (grad * v).sum()
+        total = term if total is None else total + term
+    if total is None:
+        return zeros
+    products = torch.autograd.grad(total, list(leaves.values()), allow_unused=True)
+    return {
+        n: zeros[n] if p is None else np.array(p.detach().numpy(force=True))
+        for n, p in zip(leaves, products, strict=True)
+    }
+
+
+def hvp_forward_over_reverse(
+    text: str, values: Mapping[str, Any], vectors: Mapping[str, Any]
+) -> dict[str, np.ndarray]:
+    """H v of sum(f) by torch.func (the jvp of the gradient): PyTorch's other second
+    order, to tell where PyTorch disagrees with itself (no reference there)."""
+    tree = parse(text)
+    names = input_names(text)
+    leaves = {n: t.detach() for n, t in _leaves(values, names).items()}
+    fdtype = _fdtype(leaves)
+
+    def total(*tensors: torch.Tensor) -> torch.Tensor:
+        out, _ = _evaluate(tree, dict(zip(names, tensors, strict=True)), fdtype)
+        return out.sum()
+
+    directions = tuple(
+        torch.tensor(np.asarray(vectors[n])).to(leaves[n].dtype).expand(leaves[n].shape)
+        for n in names
+    )
+    grad = torch.func.grad(total, argnums=tuple(range(len(names))))
+    _, products = torch.func.jvp(grad, tuple(leaves.values()), directions)
+    return {
+        n: np.array(p.detach().numpy(force=True))
+        for n, p in zip(names, products, strict=True)
+    }
