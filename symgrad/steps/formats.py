@@ -132,11 +132,25 @@ def latex_text(text: str) -> str:
     return out.encode("ascii", "replace").decode("ascii")
 
 
-def _latex_row(step: Step, with_values: bool, with_rule: bool = True) -> str:
+def step_latex(step: Step, align: str = "") -> str:
+    """The step as LaTeX, `name = formula` (`f = v2 = ...` for the output's step);
+    `align` goes before the formula's `=` (`&` in an `aligned` block)."""
     name = step.name_latex
     if step.alias:
         name = rf"{step.alias} = {name}"
-    row = f"{name} &= {step.latex}"
+    return f"{name} {align}= {step.latex}"
+
+
+def where_latex(trace: Trace) -> str:
+    """The point of a trace with values, as LaTeX: `x = 0.5, y = 2.0`."""
+    assert trace.at is not None
+    return ", ".join(
+        f"{input_latex(n)} = {value_latex(v)}" for n, v in trace.at.items()
+    )
+
+
+def _latex_row(step: Step, with_values: bool, with_rule: bool = True) -> str:
+    row = step_latex(step, "&")
     if with_values and step.value is not None:
         row += rf" &&= {value_latex(step.value)}"
     elif with_rule and with_values:
@@ -174,10 +188,7 @@ def _format_markdown(trace: Trace) -> str:
         "step by step"
     )
     if with_values:
-        where = ", ".join(
-            f"{input_latex(n)} = {value_latex(v)}" for n, v in (trace.at or {}).items()
-        )
-        intro += f", at ${where}$"
+        intro += f", at ${where_latex(trace)}$"
     parts = [intro + "."]
     if trace.forward:
         parts.append(
@@ -238,4 +249,4 @@ def _format_json(trace: Trace) -> str:
     return json.dumps(steps, indent=2, ensure_ascii=False)
 
 
-__all__ = ["FORMATS", "format_steps", "latex_text"]
+__all__ = ["FORMATS", "format_steps", "latex_text", "step_latex", "where_latex"]
