@@ -164,7 +164,7 @@ def build_parser() -> _Parser:
         help="draw an expression and its derivative to a PNG, kinks marked",
         description="Draw EXPR and its derivative over --range into a PNG, marking "
         "the value the convention picks at each kink (needs matplotlib: "
-        'pip install "symgrad[plot]").',
+        "pip install matplotlib).",
     )
     _plot_options(plot)
 
