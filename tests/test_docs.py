@@ -38,6 +38,7 @@ from symgrad.catalog import catalog_rows
 from symgrad.examples import SEEDS
 from symgrad.sphinx import aligned, catalog_expression, find_katex, values_latex
 from symgrad.steps import format_steps, trace
+from symgrad.steps.formats import step_latex, where_latex
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -150,7 +151,12 @@ def _latex_strings() -> dict[str, str]:
             strings[f"{label}: latex() line {i}"] = line
         strings[f"{label}: aligned"] = aligned(lines)
         strings[f"{label}: steps"] = format_steps(trace(derivation), "latex")
-        strings[f"{label}: steps at"] = format_steps(trace(derivation, at=at), "latex")
+        at_point = trace(derivation, at=at)
+        strings[f"{label}: steps at"] = format_steps(at_point, "latex")
+        # the directive's steps table: a cell per step, and the point
+        for i, step in enumerate(at_point.steps):
+            strings[f"{label}: step cell {i}"] = rf"\displaystyle {step_latex(step)}"
+        strings[f"{label}: steps at the point"] = where_latex(at_point)
         strings[f"{label}: values"] = values_latex(derivation, at)
 
     for row in catalog_rows():
