@@ -4,9 +4,13 @@
   their step;
 - ``latex``: one ``aligned`` environment, ASCII only;
 - ``markdown``: prose and ``$$ ... $$`` math;
-- ``json``: a list of steps, each with ``phase``, ``name``, ``name_latex``, ``alias``,
-  ``expression``, ``latex``, ``rule``, ``note``, ``notes``, ``code_name``, ``shape``
-  and ``value``, then one ``phase: "note"`` entry per remaining note.
+- ``json``: an object with, as ``symgrad derive --format json`` has them, the
+  ``expression`` (as SymPy shows it), the ``input`` (as typed), the ``inputs``, ``wrt``
+  and ``convention``, and with values the point ``at`` (``inputs``, ``value`` and
+  ``gradient``); then ``steps``, a list of steps, each with ``phase``, ``name``,
+  ``name_latex``, ``alias``, ``expression``, ``latex``, ``rule``, ``note``, ``notes``,
+  ``code_name``, ``shape`` and ``value``; ``notes``, the notes not given at a step; and
+  ``remarks`` about the trace itself.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable
+from typing import Any
 
 from symgrad.printing import to_latex, to_text
 from symgrad.steps.tracing import Step, Trace, input_latex
-from symgrad.values import value_latex, value_text
+from symgrad.values import jsonable, value_latex, value_text
 
 FORMATS = ("text", "latex", "markdown", "json")
 
@@ -228,25 +233,23 @@ def _format_markdown(trace: Trace) -> str:
 
 
 def _format_json(trace: Trace) -> str:
-    steps = [step.to_dict() for step in trace.steps]
-    for note in trace.notes:
-        steps.append(
-            {
-                "phase": "note",
-                "name": "",
-                "name_latex": "",
-                "alias": "",
-                "expression": "",
-                "latex": "",
-                "rule": "",
-                "note": note,
-                "notes": [note],
-                "code_name": "",
-                "shape": None,
-                "value": None,
-            }
-        )
-    return json.dumps(steps, indent=2, ensure_ascii=False)
+    data: dict[str, Any] = {
+        "expression": to_text(trace.expression),
+        "input": trace.program.text,
+        "inputs": list(trace.inputs),
+        "wrt": list(trace.wrt),
+        "convention": trace.convention,
+    }
+    if trace.at is not None:  # the point, its value and gradient, as `derive` gives
+        data["at"] = {
+            "inputs": {n: jsonable(v) for n, v in trace.at.items()},
+            "value": jsonable(trace.value),
+            "gradient": {n: jsonable(v) for n, v in (trace.gradients or {}).items()},
+        }
+    data["steps"] = [step.to_dict() for step in trace.steps]
+    data["notes"] = list(trace.notes)
+    data["remarks"] = list(trace.remarks)
+    return json.dumps(data, indent=2, ensure_ascii=False)
 
 
 __all__ = ["FORMATS", "format_steps", "latex_text", "step_latex", "where_latex"]
