@@ -32,9 +32,20 @@ author = "the symgrad authors"
 copyright = "the symgrad authors"  # noqa: A001 - Sphinx's name
 version = release = __version__
 
-extensions = ["myst_parser", "symgrad.sphinx"]
-source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build", "README.md"]
+# myst_nb: MyST Markdown (it brings myst_parser) and Jupyter notebooks
+extensions = ["myst_nb", "symgrad.sphinx"]
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
+exclude_patterns = ["_build", "README.md", "**.ipynb_checkpoints"]
+myst_enable_extensions = ["dollarmath"]  # $$ math in Markdown, as notebooks show it
+myst_update_mathjax = False  # no MathJax here: KaTeX typesets all math
+# The notebook runs at every build, in a temporary folder (it writes a plot and a
+# module); an error in it fails the build.
+nb_execution_mode = "force"
+nb_execution_in_temp = True
+nb_execution_raise_on_error = True
+nb_execution_timeout = 120
+nb_merge_streams = True
+nb_render_markdown_format = "myst"  # Markdown outputs with their $$ math
 html_theme = "alabaster"
 html_title = f"symgrad {__version__}"
 html_static_path = ["_static"]

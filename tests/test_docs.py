@@ -105,6 +105,12 @@ def test_pages_exist_with_the_registry_and_every_seed(site: Path) -> None:
     for image in re.findall(r'<img[^>]+src="([^"]+)"', gallery):
         with Image.open(site / image) as picture:
             assert picture.size == (640, 400)
+    # the notebook, run at the build: its math, steps, plot and the module's numbers
+    notebook = (site / "notebook.html").read_text(encoding="utf-8")
+    for shown in (r"\frac{\partial f}{\partial x}", "Backward trace", "sin_exp_relu"):
+        assert shown in notebook, shown
+    assert re.search(r'<img alt="_images/[^"]+\.png"', notebook), "no inline plot"
+    assert "array([0.97942554, 0.1763708 ])" in notebook
     # the directive works from reStructuredText (index, directive) and MyST (the rest)
     for page in PAGES:
         text = (site / f"{page}.html").read_text(encoding="utf-8")
@@ -117,6 +123,11 @@ def test_no_cdn_and_no_resource_from_another_server(site: Path) -> None:
         if path.suffix not in (".html", ".js", ".css"):
             continue
         text = path.read_text(encoding="utf-8")
+        if path.suffix == ".css":  # what a style sheet loads (not its selectors)
+            loads = re.findall(r"url\(([^)]*)\)|@import\s+([^;]*)", text)
+            text = "\n".join(u for pair in loads for u in pair)
+            for url in text.split():
+                assert not re.match(r"['\"]?(?:[a-z]+:(?!image/)|//)", url), url
         assert not CDN.search(text), (path, CDN.search(text))
         if path.suffix == ".html":
             for url in re.findall(r'(?:src|href)="([^"]*)"', text):
@@ -436,7 +447,8 @@ def test_every_page_fits_its_column_in_a_browser(served, site: Path) -> None:
     steps wrap; a formula too wide is set smaller; long lines of code wrap)."""
     _chromium_binary()  # without Chromium: skipped, or failed where required
     (site / "too-wide.html").write_text(TOO_WIDE_HTML, encoding="utf-8")
-    results = _misfits(served, site, [f"{p}.html" for p in PAGES] + ["too-wide.html"])
+    pages = [f"{p}.html" for p in (*PAGES, "notebook")]
+    results = _misfits(served, site, [*pages, "too-wide.html"])
     for width in WIDTHS:  # the measurement can fail: it finds the page made not to fit
         problems = results.pop(f"too-wide.html at {width}px")
         assert any(p.startswith("the page scrolls sideways") for p in problems)
