@@ -35,7 +35,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
     client.execute()  # a cell that raises fails here (CellExecutionError)
     tagged = {tag: cell for cell in cells for tag in cell.metadata.get("tags", [])}
-    assert set(tagged) >= {"derive", "evaluate", "steps", "plot", "generate", "import"}
+    assert set(tagged) >= {"derive", "steps", "plot", "generate", "module", "import"}
     assert (folder / "sin_exp_relu.py").is_file()
     return tagged
 
