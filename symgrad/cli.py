@@ -431,6 +431,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         name=args.name,
         force=args.force,
         argv=_regenerate_command(args),
+        progress=True,  # on standard error, when it is a terminal
     )
     print(f"wrote {path}")
     return 0
@@ -465,7 +466,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from symgrad.check import run_check
 
     derivation = _derive(args)
-    report = run_check(derivation, points=args.points, seed=args.seed)
+    # progress on standard error, when it is a terminal
+    report = run_check(derivation, points=args.points, seed=args.seed, progress=True)
     print(report.table())
     return 0 if report.ok else 1
 
