@@ -167,13 +167,14 @@ class SymgradDirective(SphinxDirective):
         if "plot" in self.options:
             box += self._plot(derivation, at)
         if "code" in self.options:
-            command = generate_command(
-                text,
-                self.options.get("output", DEFAULT_OUTPUT),
-                wrt=wrt,
-                convention=derivation.convention,
+            output = self.options.get("output", DEFAULT_OUTPUT)
+            command = generate_command(text, output, derivation.convention)
+            # the module of that command: every input's gradient (`:wrt:` only
+            # restricts the formulas shown above)
+            whole = (
+                derive(text, convention=derivation.convention) if wrt else derivation
             )
-            source = derivation.module_source(command=command)
+            source = whole.module_source(command=command)
             lead = nodes.paragraph(classes=["symgrad-code"])
             lead += nodes.Text("The NumPy module that ")
             lead += nodes.literal(command, command)
@@ -318,18 +319,10 @@ def _values(option: str | None) -> dict[str, Any] | None:
     return parse_values(option)
 
 
-def generate_command(
-    text: str,
-    output: str,
-    *,
-    wrt: list[str] | None = None,
-    convention: str = "torch",
-) -> str:
+def generate_command(text: str, output: str, convention: str = "torch") -> str:
     """The `symgrad generate` command that writes the module `:code:` shows, as
     `symgrad generate` itself records it in the module."""
     words = ["symgrad", "generate", shlex.quote(text), "-o", shlex.quote(output)]
-    if wrt:
-        words += ["--wrt", shlex.quote(",".join(wrt))]
     if convention != "torch":
         words += ["--convention", convention]
     return " ".join(words)

@@ -623,6 +623,31 @@ def test_values_at_a_point_from_myst(tmp_path: Path) -> None:
     assert "katex/katex.min.js" in text and CDN.search(text) is None
 
 
+def test_code_shows_the_module_its_command_writes(tmp_path: Path) -> None:
+    """`:code:` prints a `symgrad generate` command that runs as printed and writes
+    the module shown, byte for byte (with `:wrt:`, the module of every input)."""
+    page = (
+        "# Title\n\n```{symgrad} abs(x)*y\n:wrt: y\n:code:\n:output: out/m.py\n"
+        ":convention: jax\n```\n"
+    )
+    result = _build(tmp_path, {"index.md": page})
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    (command,) = _shown(text, r'<p class="symgrad-code">.*?<code[^>]*>(.*?)</code>')
+    (module,) = _shown(
+        text,
+        r'<div class="highlight-python[^>]*><div class="highlight"><pre>(.*?)</pre>',
+    )
+    assert command == "symgrad generate 'abs(x)*y' -o out/m.py --convention jax"
+    run = tmp_path / "run"
+    run.mkdir()
+    done = subprocess.run(
+        _argv(command), capture_output=True, text=True, cwd=run, env=_env()
+    )
+    assert done.returncode == 0, done.stderr
+    assert (run / "out" / "m.py").read_text(encoding="utf-8") == module
+
+
 def test_shipped_katex_is_npms_pinned_copy() -> None:
     """symgrad/katex (in the wheel, for users' docs) equals package.json's KaTeX."""
     shipped = ROOT / "symgrad" / "katex"
