@@ -1,9 +1,9 @@
 """Sphinx configuration of symgrad's documentation.
 
 Build with ``sphinx-build -W -b html docs docs/_build/html`` (warnings are errors).
-Needs ``pip install -e ".[docs]"``. Math is typeset in the browser by the KaTeX that
-the build copies into ``_static/katex`` (npm's, after ``npm ci`` at the repository root,
-else the copy shipped inside symgrad), so the site works offline.
+Needs ``pip install -e ".[docs]"`` in the checkout. Math is typeset in the browser by
+the KaTeX that ships inside symgrad, which the build copies into ``_static/katex``, so
+the site works offline.
 
 Two pages are written at build time, never by hand: ``catalog`` from the registry
 (`symgrad.catalog.catalog_rows`) and ``gallery`` from the seed expressions
@@ -13,6 +13,7 @@ appends the rest when Sphinx reads them.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,12 +32,24 @@ author = "the symgrad authors"
 copyright = "the symgrad authors"  # noqa: A001 - Sphinx's name
 version = release = __version__
 
-extensions = ["myst_parser", "symgrad.sphinx"]
-source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build", "README.md"]
+# myst_nb: MyST Markdown (it brings myst_parser) and Jupyter notebooks
+extensions = ["myst_nb", "symgrad.sphinx"]
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
+exclude_patterns = ["_build", "README.md", "**.ipynb_checkpoints"]
+myst_enable_extensions = ["dollarmath"]  # $$ math in Markdown, as notebooks show it
+myst_update_mathjax = False  # no MathJax here: KaTeX typesets all math
+# The notebook runs at every build, in a temporary folder (it writes a plot and a
+# module); an error in it fails the build.
+nb_execution_mode = "force"
+nb_execution_in_temp = True
+nb_execution_raise_on_error = True
+nb_execution_timeout = 120
+nb_merge_streams = True
+nb_render_markdown_format = "myst"  # Markdown outputs with their $$ math
 html_theme = "alabaster"
 html_title = f"symgrad {__version__}"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["fit.css"]  # long lines of code wrap: nothing scrolls sideways
 html_show_sourcelink = False
 html_theme_options = {"show_powered_by": False}  # no links off the site
 myst_heading_anchors = 2
@@ -57,6 +70,24 @@ GALLERY: dict[str, dict[str, str]] = {
 }
 
 
+def sentence(text: str) -> str:
+    """A description as the start of a sentence: a first word capitalized, but not a
+    formula or a name (`sqrt(x**2 + y**2) ...`, `x limited to ...`, `max(x, 0)`)."""
+    first = re.match(r"[A-Za-z]+", text)
+    if (
+        first
+        and len(first.group()) > 1
+        and text[first.end() : first.end() + 1] in " ,:"
+    ):
+        return text[0].upper() + text[1:]
+    return text
+
+
+def markdown_text(text: str) -> str:
+    """Plain text for MyST Markdown: `**` is no bold, `<` no tag, `[` no link."""
+    return re.sub(r"([\\`*_{}\[\]<>#|~$])", r"\\\1", text)
+
+
 def catalog_page() -> str:
     """One section per function of the catalog: its derivation and kink convention."""
     parts = []
@@ -65,7 +96,7 @@ def catalog_page() -> str:
         names = ", ".join(f"`{n}`" for n in row["names"])
         spelled = f" Spelled {names}." if names else ""
         parts.append(f"## `{row['signature']}`\n")
-        parts.append(f"{row['description'][0].upper()}{row['description'][1:]}.")
+        parts.append(f"{markdown_text(sentence(row['description']))}.")
         parts.append(f"{spelled}\n")
         parts.append(f"```{{symgrad}} {expression}\n```\n")
         if row["derivative_jax"]:
@@ -86,9 +117,9 @@ def gallery_page() -> str:
             options["at"] = ", ".join(f"{n}=0.5" for n in inputs)
             if len(inputs) > 1:
                 options["vary"] = inputs[0]
-        lines = [f"## `{expression}`\n", f"{origin[0].upper()}{origin[1:]}.\n"]
+        lines = [f"## `{expression}`\n", f"{markdown_text(sentence(origin))}.\n"]
         lines.append(f"```{{symgrad}} {expression}")
-        lines += [":steps:", ":plot:", ":code:"]
+        lines += [":steps:", ":plot:", ":code:", f":output: generated/{name}.py"]
         lines += [f":{key}: {value}" for key, value in options.items()]
         lines.append("```\n")
         parts.append("\n".join(lines))

@@ -95,14 +95,16 @@ def jvp(primals, tangents):
     _dot_x = _as_tangent(_dot_x, x)
     with np.errstate(all="ignore"):
         _v1 = _clip(x, 1.5, 5.5)
-        _t1 = (x <= 5.5)
-        _t2 = (x >= 1.5)
-        _t3 = np.logical_and(_t2, _t1)
-        del _t1, _t2
-        _t4 = np.where(_t3, _dot_x, 0)
-        del _t3
+        _t1 = (x > 5.5)
+        _t2 = np.where(_t1, 0, _dot_x)
+        del _t1
+        _t3 = (x < 1.5)
+        _t4 = np.where(_t3, 0, _t2)
+        del _t2, _t3
+        _t5 = np.where(False, 0, _t4)
+        del _t4
     _value = _as_array(_v1)
-    return _value, _tangent_like(_t4, _value)
+    return _value, _tangent_like(_t5, _value)
 
 
 def _as_array(value):

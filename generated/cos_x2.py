@@ -102,8 +102,8 @@ def jvp(primals, tangents):
         _v2 = np.cos(_v1)
         _t1 = np.sin(_v1)
         del _v1
-        _t2 = 2 * _dot_x
-        _t3 = _t2 * x
+        _t2 = 2 * x
+        _t3 = _t2 * _dot_x
         del _t2
         _t4 = _t3 * _t1
         del _t1, _t3

@@ -151,10 +151,10 @@ def jvp(primals, tangents):
         del _t4, _t5
         _t7 = np.sum(_t6)
         del _t6
-        _t8 = 2 * _t7
-        del _t7
-        _t9 = _t8 * _v1
-        del _t8, _v1
+        _t8 = 2 * _v1
+        del _v1
+        _t9 = _t8 * _t7
+        del _t7, _t8
         _t10 = _t9 * _t2
         del _t2, _t9
         _t11 = -_t10

@@ -24,6 +24,12 @@ Gradient (of sum(value * grad_output); grad_output defaults to ones):
 Notes:
 
     norm(x): at x = 0 the gradient is 0, as PyTorch (JAX: nan)
+    second derivatives through a reduction (sum, mean, norm, max(x), ...) read element
+        by element on the Hessian's diagonal; for arrays its off-diagonal entries are
+        there too (--at, hessian)
+    second order at norm(x) = 0: where the limit exists symgrad gives it (the Hessian of
+        norm(x)**2 there is 2I; PyTorch's double backward gives nan), else nan as
+        PyTorch
 """
 
 import math
@@ -152,10 +158,10 @@ def jvp(primals, tangents):
         del _t4, _t5
         _t7 = np.sum(_t6)
         del _t6
-        _t8 = 2 * _t7
-        del _t7
-        _t9 = _t8 * _v1
-        del _t8, _v1
+        _t8 = 2 * _v1
+        del _v1
+        _t9 = _t8 * _t7
+        del _t7, _t8
         _t10 = _t9 * _t2
         del _t2, _t9
         _t11 = -_t10
@@ -205,9 +211,8 @@ def hvp(primals, vectors, grad_output=None):
         del _t1
         _t3 = np.sum(_t2)
         del _t2
-        _t4 = 2 * _t3
-        _t5 = _t4 * _v1
-        del _t4
+        _t4 = 2 * _v1
+        _t5 = _t4 * _t3
         _t6 = _t5 * _g3
         _t7 = -_t6
         del _t6
@@ -248,7 +253,8 @@ def hvp(primals, vectors, grad_output=None):
         del _t23, _t24
         _t26 = np.where(_g9, _t25, 0)
         del _t25
-        _t27 = 2 * _v1
+        _t27 = _t4 * 1
+        del _t4
         _t28 = _t27 * _g3
         _t29 = -_t28
         del _t28
@@ -325,21 +331,21 @@ def hessian_sparse(x):
         del _g6
         _g8 = _g7 * _v1
         _h1 = 2 * _v1
-        _h2 = _h1 * _g2
-        _h3 = -_h2
-        del _h2
-        _h4 = _h3 * _v5
+        _h2 = _h1 * 1
+        _h3 = _h2 * _g2
+        _h4 = -_h3
         del _h3
-        _h5 = -_h4
+        _h5 = _h4 * _v5
         del _h4
-        _h6 = _h1 * _v4
+        _h6 = -_h5
+        del _h5
+        _h7 = _h2 * _v4
+        del _h2
+        _h8 = np.where(_g4, _g3, 0)
+        _h9 = np.sum(_h8)
+        del _h8
+        _h10 = _h1 * _h9
         del _h1
-        _h7 = np.where(_g4, _g3, 0)
-        _h8 = np.sum(_h7)
-        del _h7
-        _h9 = 2 * _h8
-        _h10 = _h9 * _v1
-        del _h9
         _h11 = _h10 * _g2
         _h12 = -_h11
         del _h11
@@ -349,7 +355,7 @@ def hessian_sparse(x):
         del _h13
         _h15 = _h10 * _v4
         del _h10, _v4
-        _h16 = _g3 * _h8
+        _h16 = _g3 * _h9
         _h17 = 1 - _h16
         del _h16
         _h18 = _h17 / _v1
@@ -366,8 +372,8 @@ def hessian_sparse(x):
         del _h22
         _h24 = _h23 * _v1
         del _h23
-        _h25 = _h8 * _g7
-        del _h8
+        _h25 = _h9 * _g7
+        del _h9
         _h26 = _h24 + _h25
         del _h24, _h25
         _h27 = _h26 * _g3
@@ -378,10 +384,10 @@ def hessian_sparse(x):
         del _h27, _h28
         _h30 = np.where(_g4, _h29, 0)
         del _h29
-        _h31 = _h5 * _g2
-        del _g2, _h5
-        _h32 = _h6 * _g1
-        del _g1, _h6
+        _h31 = _h6 * _g2
+        del _g2, _h6
+        _h32 = _h7 * _g1
+        del _g1, _h7
         _h33 = _h31 + _h32
         del _h31, _h32
         _h34 = -_h33
@@ -557,7 +563,8 @@ def _hessian_size(inputs):
     if n * n > 1_000_000:
         raise ValueError(
             f"the Hessian would have {n}x{n} = {n * n} entries (more than 10**6): "
-            "use hvp(primals, vectors), which never builds it"
+            "use hvp(primals, vectors) (symgrad generate --order 2), which never "
+            "builds it"
         )
     return n
 

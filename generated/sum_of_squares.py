@@ -119,11 +119,11 @@ def jvp(primals, tangents):
         _v2 = y ** 2
         _v3 = _v1 + _v2
         del _v1, _v2
-        _t1 = 2 * _dot_x
-        _t2 = _t1 * x
+        _t1 = 2 * x
+        _t2 = _t1 * _dot_x
         del _t1
-        _t3 = 2 * _dot_y
-        _t4 = _t3 * y
+        _t3 = 2 * y
+        _t4 = _t3 * _dot_y
         del _t3
         _t5 = _t2 + _t4
         del _t2, _t4

@@ -11,12 +11,14 @@ of the largest absolute and relative errors per input.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from symgrad import graph, oracles, registry
 from symgrad.derivation import Derivation
 from symgrad.parse import parse
+from symgrad.progress import progress as _progress
 
 RANGES = ((-2.0, 2.0), (0.1, 0.9), (1.1, 3.0))
 TOLERANCE = {
@@ -131,14 +133,23 @@ def _torch_tolerance(rows: list[registry.Rule]) -> float:
     return max([TOLERANCE["pytorch"], *(rule.torch_rtol for rule in rows)])
 
 
-def run_check(derivation: Derivation, points: int = 20, seed: int = 0) -> Report:
+def run_check(
+    derivation: Derivation, points: int = 20, seed: int = 0, progress: bool = False
+) -> Report:
     """Compare symgrad's numbers (the evaluator, `derivation.function`) with finite
     differences, mpmath and PyTorch (the user's string as written, row by row).
 
     A convention is checked against its own reference: `--convention torch` against
     PyTorch everywhere, kinks included; `--convention jax` against PyTorch only at
-    random smooth points, where the conventions agree (the table says so).
+    random smooth points, where the conventions agree (the table says so). With
+    `progress`, the points compared so far are reported on standard error when it is
+    a terminal (`symgrad.progress`).
     """
+    with _progress(0, "random points", enabled=progress, unit="point") as bar:
+        return _run_check(derivation, points, seed, bar)
+
+
+def _run_check(derivation: Derivation, points: int, seed: int, bar: Any) -> Report:
     rng = np.random.default_rng(seed)
     module = derivation.function
     inputs = derivation.inputs
@@ -152,9 +163,14 @@ def run_check(derivation: Derivation, points: int = 20, seed: int = 0) -> Report
     smooth = _smooth_points(derivation, rng, points, (3,))
     if not smooth:
         report.skipped.append("no random point gave a finite value and gradient")
+    tried = smooth[: max(1, points // 2)]
+    bar.total = len(smooth) + len(tried)  # and PyTorch's, once they are known
+    bar.refresh()
     # Finite differences.
+    bar.set_description("finite differences")
     acc: dict[str, list[tuple[float, float, bool, int]]] = {n: [] for n in inputs}
     for args in smooth:
+        bar.update()
         _, grads = module.value_and_grad(*args)
         want = oracles.finite_differences(module.forward, args)
         for n, g, w in zip(inputs, grads, want, strict=True):
@@ -162,10 +178,11 @@ def run_check(derivation: Derivation, points: int = 20, seed: int = 0) -> Report
     _add_rows(report, "finite differences", acc)
 
     # mpmath at scalar points, the string as written.
+    bar.set_description("mpmath")
     acc = {n: [] for n in inputs}
-    tried = smooth[: max(1, points // 2)]
     failures: dict[str, int] = {}
     for args in tried:
+        bar.update()
         point = [float(a.ravel()[0]) for a in args]
         try:
             _, want = oracles.mpmath_gradient(text, inputs, point)
@@ -183,6 +200,7 @@ def run_check(derivation: Derivation, points: int = 20, seed: int = 0) -> Report
         )
 
     # PyTorch, random points and (for its own convention) kinks.
+    bar.set_description("importing PyTorch")
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -207,7 +225,10 @@ def run_check(derivation: Derivation, points: int = 20, seed: int = 0) -> Report
     failed = 0
     uses_where = any(rule.name == "where" for rule in rows)
     masked_count = 0
+    bar.total += len(cases)
+    bar.set_description("PyTorch")
     for args in cases:
+        bar.update()
         _, grads = module.value_and_grad(*args)
         try:
             _, want = oracles.torch_value_and_grad(

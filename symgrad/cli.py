@@ -180,7 +180,7 @@ def build_parser() -> _Parser:
         help="draw an expression and its derivative to a PNG, kinks marked",
         description="Draw EXPR and its derivative over --range into a PNG, marking "
         "the value the convention picks at each kink (needs matplotlib: "
-        'pip install "symgrad[plot]").',
+        "pip install matplotlib).",
     )
     _plot_options(plot)
 
@@ -482,6 +482,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         force=args.force,
         argv=_regenerate_command(args),
         order=args.order,
+        progress=True,  # on standard error, when it is a terminal
     )
     print(f"wrote {path}")
     return 0
@@ -518,7 +519,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from symgrad.check import run_check
 
     derivation = _derive(args)
-    report = run_check(derivation, points=args.points, seed=args.seed)
+    # progress on standard error, when it is a terminal
+    report = run_check(derivation, points=args.points, seed=args.seed, progress=True)
     print(report.table())
     ok = report.ok
     if args.order >= 2:

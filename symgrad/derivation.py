@@ -34,6 +34,7 @@ from symgrad.registry import SMOOTH
 
 if TYPE_CHECKING:  # the reverse program is built on demand: printing needs none
     from symgrad import reverse
+    from symgrad.steps import Trace
 
 CONVENTIONS = ("torch", "jax")
 # Display budgets, in operations of the graph: above the first, the expression is
@@ -168,6 +169,20 @@ class Derivation:
             wrt=self.inputs,
             convention=self.convention,
         )
+
+    def steps(self, at: Mapping[str, Any] | str | None = None) -> Trace:
+        """The backward pass step by step, as `symgrad derive --steps` shows it: the
+        forward trace, each adjoint with its rule, and the result, with every step's
+        value when `at` gives the inputs (``{"x": 0.5}``, or ``"x=0.5, y=[1,2]"`` as
+        for ``--at``). ``str()`` of it is the text; ``.format("latex")``, "markdown"
+        or "json" the other formats; Jupyter shows it as Markdown."""
+        from symgrad.steps import trace
+
+        if isinstance(at, str):
+            from symgrad.values import parse_values
+
+            at = parse_values(at)
+        return trace(self, at=at)
 
     @cached_property
     def function(self) -> reverse.Function:

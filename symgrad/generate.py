@@ -22,6 +22,7 @@ from pathlib import Path
 
 from symgrad.derivation import Derivation
 from symgrad.errors import SymgradError
+from symgrad.progress import progress as _progress
 
 MARKER = "# symgrad-generated module"
 # The first line of every generated module (templates/module.py.jinja), and the only
@@ -58,12 +59,29 @@ def write_module(
     force: bool = False,
     argv: Sequence[str] | None = None,
     order: int = 1,
+    progress: bool = False,
 ) -> Path:
-    """Render the module for `derivation` and write it to `output` atomically."""
+    """Render the module for `derivation` and write it to `output` atomically.
+
+    With `progress`, the stages (the reverse program, the module's source, writing)
+    are reported on standard error when it is a terminal (`symgrad.progress`)."""
     path, module = module_path(output, name)
     _check_overwrite(path, force)
     command = " ".join(argv) if argv else ""
-    source = derivation.module_source(command=command, order=order)
+    with _progress(3, "reverse program", enabled=progress, ticking=True) as bar:
+        derivation.program  # noqa: B018 - built here, so its time shows as a stage
+        bar.update()
+        bar.set_description("NumPy module")
+        source = derivation.module_source(command=command, order=order)
+        bar.update()
+        bar.set_description(f"writing {path.name}")
+        _write(path, source)
+        bar.update()
+    return path
+
+
+def _write(path: Path, source: str) -> None:
+    """Write `source` to `path` atomically: a temporary file beside it, renamed."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(
@@ -79,7 +97,6 @@ def write_module(
             raise
     except OSError as exc:
         raise SymgradError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
 
 
 def _check_overwrite(path: Path, force: bool) -> None:

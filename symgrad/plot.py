@@ -11,9 +11,11 @@ broken there, and markers show the one-sided limits (hollow) and the value the
 convention picks at the kink itself (filled): abs'(0) is 0 with `--convention torch`
 and 1 with `--convention jax`; clip' at a bound is 1 and 1/2.
 
-matplotlib is an optional dependency (`pip install "symgrad[plot]"`); the figure is
-drawn on an Agg canvas with matplotlib's default style whatever the user's matplotlibrc
-says, and saved without a timestamp, so the same input gives the same PNG bytes.
+matplotlib is an optional dependency (`pip install matplotlib`, or the extra: `pip
+install ".[plot]"` in a checkout, `pip install "symgrad[plot]"` from an index); the
+figure is drawn on an Agg canvas with matplotlib's default style whatever the user's
+matplotlibrc says, and saved without a timestamp, so the same input gives the same PNG
+bytes.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from symgrad.derivation import Derivation
 from symgrad.errors import SymgradError
 from symgrad.printing import to_text
 
-INSTALL_HINT = 'plotting needs matplotlib: pip install "symgrad[plot]"'
+# works wherever symgrad came from (the extra is "symgrad[plot]" or ".[plot]")
+INSTALL_HINT = "plotting needs matplotlib: pip install matplotlib"
 POINTS = 801  # samples over the range (odd: the midpoint is a sample)
 MAX_KINKS = 40  # more than this (floor(100*x)...) are not marked one by one
 SIZE = (6.4, 4.0)  # inches
@@ -43,7 +46,7 @@ COLORS = {"value": "#1f77b4", "grad": "#d62728", "kink": "#ff7f0e", "axis": "#88
 
 
 class MissingMatplotlib(SymgradError):
-    """matplotlib is not installed: `pip install "symgrad[plot]"`."""
+    """matplotlib is not installed: `pip install matplotlib`."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ notes, and with options:
 
 - ``:steps:`` the backward pass step by step (`symgrad.steps`, as LaTeX);
 - ``:at: x=0.5, y=[1,2]`` the values at that point (in the steps, or on their own);
-- ``:code:`` the generated NumPy module;
+- ``:code:`` the generated NumPy module, with the `symgrad generate` command that
+  writes it to ``:output: PATH`` (default ``derivative.py``);
 - ``:plot:`` the plot of `symgrad plot` (needs matplotlib), over ``:range: -3,3``,
   varying ``:vary: NAME`` (the other inputs fixed at their ``:at:`` values);
 - ``:mode: forward`` (with ``:steps:``) forward mode instead: each step's tangent,
@@ -28,12 +29,16 @@ notes, and with options:
 - ``:convention: torch|jax`` and ``:wrt: x,y`` as for `symgrad derive`.
 
 Math, the directive's and any other (``:math:``, ``.. math::``), is rendered in the
-reader's browser by KaTeX served from the built site's ``_static/katex/``: no CDN. The
-extension copies KaTeX's CSS, JavaScript and fonts into the site: from
-``symgrad_katex_dir`` / ``$SYMGRAD_KATEX_DIR`` if set, else from the npm package
-``katex`` (``node_modules/katex/dist`` beside ``conf.py`` or in a folder above it,
-``npm install katex``), else from the copy shipped inside symgrad (``symgrad/katex``,
-the version pinned in the repository's ``package.json``).
+reader's browser by KaTeX served from the built site's ``_static/katex/``: no CDN. KaTeX
+ships inside symgrad (``symgrad/katex``, the version pinned in the repository's
+``package.json``): nothing to install, no npm. The extension copies its CSS, JavaScript
+and fonts into the site; ``symgrad_katex_dir`` in ``conf.py`` (or
+``$SYMGRAD_KATEX_DIR``) names another copy of KaTeX's ``dist`` folder to use instead.
+
+The steps (``:steps:``) are a table, a row per step with its value and its rule, whose
+text wraps to the page's content column; a formula still too wide is set smaller to
+fit (down to 3/4 of its size), and past that scrolls inside its own block, never the
+page.
 """
 
 from __future__ import annotations
@@ -57,16 +62,34 @@ from sphinx.util.math import get_node_equation_number
 from symgrad.errors import SymgradError
 
 RENDERER = "symgrad_katex"
+DEFAULT_OUTPUT = (
+    "derivative.py"  # the file `:code:`'s command writes, unless `:output:`
+)
 KATEX_FILES = ("katex.min.css", "katex.min.js")
-# Wide formulas (long steps) scroll inside their block instead of widening the page.
+# A formula too wide for the column scrolls inside its block, not the page (and
+# RENDER_JS sets it smaller first); the steps are a table whose text wraps.
 STYLE_CSS = """\
 div.symgrad-block { overflow-x: auto; overflow-y: hidden; margin: 0.8em 0; }
+div.symgrad-steps { overflow-x: auto; }
 div.symgrad-block .katex-display { margin: 0.4em 0; }
 div.symgrad img.symgrad-plot { max-width: 100%; height: auto; }
-div.symgrad div.highlight pre { max-height: 30em; overflow: auto; }
+table.symgrad-steps { width: 100%; border-collapse: collapse; margin: 0.4em 0 0.8em; }
+table.symgrad-steps th, table.symgrad-steps td {
+  text-align: left; vertical-align: middle; padding: 0.15em 0.5em;
+}
+table.symgrad-steps p { margin: 0; }
+table.symgrad-steps td.symgrad-phase { font-style: italic; padding-top: 0.5em; }
+table.symgrad-steps td.symgrad-value { overflow-wrap: break-word; }
+table.symgrad-steps td.symgrad-rule { font-size: 0.9em; }
+table.symgrad-steps th.symgrad-step { width: 45%; }
+div.symgrad div.highlight pre {
+  max-height: 30em; overflow-y: auto; white-space: pre-wrap; overflow-wrap: break-word;
+}
 p.symgrad-note { font-size: 0.95em; }
 """
-# Typesets every math element the renderer below wrote, once the page has loaded.
+# Typesets every math element the renderer below wrote, once the page has loaded;
+# then a block or steps table wider than the column is set smaller, down to 3/4 of
+# its size (`smallest`), so that it fits; past that, it scrolls inside its box.
 RENDER_JS = """\
 document.addEventListener("DOMContentLoaded", function () {
   document.querySelectorAll(".symgrad-math").forEach(function (element) {
@@ -75,6 +98,20 @@ document.addEventListener("DOMContentLoaded", function () {
       throwOnError: false,
     });
   });
+  const smallest = 0.75;
+  function fit() {
+    document.querySelectorAll(".symgrad-block, div.symgrad-steps").forEach(
+      function (box) {
+        box.style.fontSize = "";
+        for (let scale = 1; box.scrollWidth > box.clientWidth + 1; ) {
+          scale = Math.max(scale * box.clientWidth / box.scrollWidth - 0.01, smallest);
+          box.style.fontSize = scale + "em";
+          if (scale === smallest) break;
+        }
+      });
+  }
+  document.fonts.ready.then(fit);
+  window.addEventListener("resize", fit);
 });
 """
 
@@ -102,6 +139,7 @@ class SymgradDirective(SphinxDirective):
         "mode": lambda value: directives.choice(value, ("reverse", "forward")),
         "tangent": directives.unchanged_required,
         "order": lambda value: directives.choice(value, ("1", "2")),
+        "output": directives.unchanged_required,
     }
 
     def run(self) -> list[nodes.Node]:
@@ -126,18 +164,10 @@ class SymgradDirective(SphinxDirective):
         at = _values(self.options.get("at"))
         box = nodes.container(classes=["symgrad"])
         box += self._math(aligned(derivation.latex().split("\n")))
-        if at is not None and "steps" not in self.options:
+        if at is not None and "steps" not in self.options:  # the steps show them
             box += self._math(values_latex(derivation, at))
         if "steps" in self.options:
-            from symgrad.steps import format_steps, trace
-
-            steps = trace(
-                derivation,
-                at=at,
-                mode=self.options.get("mode", "reverse"),
-                tangents=_values(self.options.get("tangent")),
-            )
-            box += self._math(format_steps(steps, "latex"))
+            box += self._steps(derivation, at)
         for note in derivation.notes:
             paragraph = nodes.paragraph(classes=["symgrad-note"])
             paragraph += nodes.strong(text="Note: ")
@@ -146,10 +176,16 @@ class SymgradDirective(SphinxDirective):
         if "plot" in self.options:
             box += self._plot(derivation, at)
         if "code" in self.options:
-            source = derivation.module_source()
+            output = self.options.get("output", DEFAULT_OUTPUT)
+            command = generate_command(text, output, derivation.convention)
+            # the module of that command: every input's gradient (`:wrt:` only
+            # restricts the formulas shown above)
+            whole = (
+                derive(text, convention=derivation.convention) if wrt else derivation
+            )
+            source = whole.module_source(command=command)
             lead = nodes.paragraph(classes=["symgrad-code"])
             lead += nodes.Text("The NumPy module that ")
-            command = f"symgrad generate {shlex.quote(text)}"
             lead += nodes.literal(command, command)
             lead += nodes.Text(f" writes ({source.count(chr(10))} lines):")
             box += lead
@@ -170,6 +206,97 @@ class SymgradDirective(SphinxDirective):
         )
         self.set_source_info(node)
         return node
+
+    def _steps(self, derivation: Any, at: dict[str, Any] | None) -> list[nodes.Node]:
+        """The steps as a table: step, value (with `:at:`) and rule, one row each.
+
+        A table, not one wide `aligned` block: the rule and its notes are text that
+        wraps, so every column stays in view in the page's content column."""
+        from symgrad.steps import trace, value_text
+        from symgrad.steps.formats import step_latex, where_latex
+
+        forward_mode = self.options.get("mode", "reverse") == "forward"
+        steps = trace(
+            derivation,
+            at=at,
+            mode="forward" if forward_mode else "reverse",
+            tangents=_values(self.options.get("tangent")),
+        )
+        with_values = steps.at is not None
+        lead = nodes.paragraph(classes=["symgrad-steps-lead"])
+        lead += nodes.Text(
+            "Forward mode step by step (each step's tangent)"
+            if forward_mode
+            else "The backward pass step by step"
+        )
+        if with_values:
+            lead += nodes.Text(", at ")
+            lead += self._inline(where_latex(steps))
+        lead += nodes.Text(":")
+        columns = ["step", "value", "rule"] if with_values else ["step", "rule"]
+        table = nodes.table(classes=["symgrad-steps"])
+        group = nodes.tgroup(cols=len(columns))
+        table += group
+        for _ in columns:  # widths: the browser's, from the contents
+            group += nodes.colspec(colwidth=1)
+        head = nodes.thead()
+        head += self._row([nodes.Text(c) for c in columns], columns)
+        group += head
+        body = nodes.tbody()
+        sections = [
+            ("forward trace: each step once, arguments first", steps.forward),
+            (
+                "backward trace: the gradient of sum(f) with respect to each step, "
+                "in reverse order",
+                steps.backward,
+            ),
+            ("result, simplified", steps.results),
+        ]
+        if forward_mode:
+            sections[1] = (
+                "tangent trace (forward mode): the derivative of each step along "
+                "the inputs' tangents, arguments first",
+                steps.backward,
+            )
+        for title, rows in sections:
+            if not rows:
+                continue
+            body += self._row([nodes.Text(title)], ["phase"], span=len(columns))
+            for step in rows:
+                cells: list[nodes.Node] = [self._inline(step_latex(step))]
+                if with_values:  # as text: a long array wraps
+                    value = "" if step.value is None else value_text(step.value)
+                    cells.append(nodes.Text(value))
+                cells.append(nodes.Text("; ".join((step.rule, *step.notes))))
+                body += self._row(cells, columns)
+        group += body
+        self.set_source_info(table)
+        remarks = []
+        for remark in steps.remarks:
+            paragraph = nodes.paragraph(classes=["symgrad-note"])
+            paragraph += nodes.Text(f"({remark})")
+            remarks.append(paragraph)
+        container = nodes.container(classes=["symgrad-steps"])
+        container += [lead, table, *remarks]
+        return [container]
+
+    def _inline(self, latex: str) -> nodes.math:
+        """Inline math set as display math (fractions full size), for table cells."""
+        return nodes.math(latex, rf"\displaystyle {latex}")
+
+    @staticmethod
+    def _row(cells: list[nodes.Node], kinds: list[str], *, span: int = 1) -> nodes.row:
+        """A row of the steps table, each cell of class symgrad-<kind>."""
+        row = nodes.row()
+        for cell, kind in zip(cells, kinds, strict=True):
+            entry = nodes.entry(classes=[f"symgrad-{kind}"])
+            if span > 1:
+                entry["morecols"] = span - 1
+            paragraph = nodes.paragraph()
+            paragraph += cell
+            entry += paragraph
+            row += entry
+        return row
 
     def _plot(self, derivation: Any, at: dict[str, Any] | None) -> nodes.Node:
         from symgrad import plot
@@ -215,6 +342,15 @@ def _values(option: str | None) -> dict[str, Any] | None:
     from symgrad.values import parse_values
 
     return parse_values(option)
+
+
+def generate_command(text: str, output: str, convention: str = "torch") -> str:
+    """The `symgrad generate` command that writes the module `:code:` shows, as
+    `symgrad generate` itself records it in the module."""
+    words = ["symgrad", "generate", shlex.quote(text), "-o", shlex.quote(output)]
+    if convention != "torch":
+        words += ["--convention", convention]
+    return " ".join(words)
 
 
 def aligned(lines: list[str]) -> str:
@@ -284,19 +420,15 @@ def _wrap(part: str) -> str:
     return f"\\begin{{{env}}}{part}\\end{{{env}}}"
 
 
-def find_katex(configured: str = "", start: Path | None = None) -> Path | None:
-    """KaTeX's ``dist`` folder: configured, from the environment, node_modules, or the
-    copy shipped inside symgrad."""
-    candidates: list[Path] = []
-    for given in (configured, os.environ.get("SYMGRAD_KATEX_DIR", "")):
-        if given:
-            candidates.append(Path(given))
-    for base in (start, Path.cwd(), Path(__file__).resolve().parent):
-        if base is None:
-            continue
-        for folder in (base, *base.resolve().parents):
-            candidates.append(folder / "node_modules" / "katex" / "dist")
-    candidates.append(Path(__file__).resolve().parent / "katex")  # shipped in the wheel
+def find_katex(configured: str = "") -> Path | None:
+    """KaTeX's ``dist`` folder: the one configured (``symgrad_katex_dir``, else
+    ``$SYMGRAD_KATEX_DIR``), else the copy shipped inside symgrad."""
+    candidates = [
+        Path(given)
+        for given in (configured, os.environ.get("SYMGRAD_KATEX_DIR", ""))
+        if given
+    ]
+    candidates.append(Path(__file__).resolve().parent / "katex")  # shipped
     for candidate in candidates:
         if (
             all((candidate / name).is_file() for name in KATEX_FILES)
@@ -307,12 +439,12 @@ def find_katex(configured: str = "", start: Path | None = None) -> Path | None:
 
 
 def _katex(app: Sphinx) -> Path:
-    found = find_katex(app.config.symgrad_katex_dir, Path(app.confdir))
+    found = find_katex(app.config.symgrad_katex_dir)
     if found is None:
         raise ConfigError(
-            "symgrad.sphinx renders math with KaTeX, served from the built site: "
-            "run `npm install katex` beside conf.py or in a folder above it, or set "
-            "symgrad_katex_dir (or $SYMGRAD_KATEX_DIR) to KaTeX's dist folder"
+            "symgrad.sphinx renders math with the KaTeX that ships inside symgrad, "
+            "and found none: reinstall symgrad, or set symgrad_katex_dir (or "
+            "$SYMGRAD_KATEX_DIR) to a KaTeX dist folder"
         )
     return found
 
@@ -329,14 +461,15 @@ def _uses_katex(app: Sphinx) -> bool:
 def _config_inited(app: Sphinx, config: Config) -> None:
     if config.html_math_renderer is not None:
         return
-    if find_katex(config.symgrad_katex_dir, Path(app.confdir)) is not None:
+    if find_katex(config.symgrad_katex_dir) is not None:
         config.html_math_renderer = RENDERER
         return
-    # No KaTeX here: the directive still works, with Sphinx's own math renderer
-    # (MathJax, fetched by the reader's browser).
+    # No KaTeX (a symgrad without its copy, or a wrong symgrad_katex_dir): the
+    # directive still works, with Sphinx's own math renderer (MathJax, fetched by the
+    # reader's browser).
     logging.getLogger(__name__).info(
         "symgrad.sphinx: KaTeX not found, so math is left to Sphinx's MathJax; for "
-        "math typeset offline, run `npm install katex` beside conf.py or set "
+        "math typeset offline, reinstall symgrad (it ships KaTeX) or set "
         "symgrad_katex_dir"
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import sympy as sp
 
 from symgrad import registry
@@ -130,7 +131,29 @@ def test_derive_steps_with_numbers(cli) -> None:
         result = cli("derive", "abs(x)", "--steps", "--format", fmt)
         assert result.returncode == 0, result.stderr
     data = json.loads(cli("derive", "abs(x)", "--steps", "--format", "json").stdout)
-    assert any("abs'(0)" in (step.get("note") or "") for step in data)
+    assert any("abs'(0)" in (step.get("note") or "") for step in data["steps"])
+
+
+def test_steps_json_carries_the_expression_inputs_and_point_as_derive(cli) -> None:
+    """`--steps --format json` says what was derived, and at which point, in the keys
+    and the form of `derive --format json`; its value and gradient are PyTorch's."""
+    torch = pytest.importorskip("torch")
+    words = ["derive", "abs(x)*y", "--at", "x=[-1,0,2], y=3", "--format", "json"]
+    derived = json.loads(cli(*words).stdout)
+    steps = json.loads(cli(*words, "--steps").stdout)
+    for key in ("expression", "input", "inputs", "convention", "at"):
+        assert steps[key] == derived[key], key
+    assert steps["wrt"] == ["x", "y"] and steps["at"]["inputs"]["y"] == 3.0
+    x = torch.tensor([-1.0, 0.0, 2.0], dtype=torch.float64, requires_grad=True)
+    y = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+    value = torch.abs(x) * y
+    value.sum().backward()
+    assert steps["at"]["value"] == value.tolist()
+    assert steps["at"]["gradient"] == {"x": x.grad.tolist(), "y": y.grad.item()}
+    last = steps["steps"][-1]  # the result: df/dy at the point
+    assert last["name"] == "df/dy" and last["value"] == y.grad.item()
+    bare = json.loads(cli("derive", "x*y", "--steps", "--format", "json").stdout)
+    assert "at" not in bare and bare["inputs"] == ["x", "y"]
 
 
 def test_derive_markdown(cli) -> None:

@@ -1,11 +1,11 @@
 """The documentation site: it builds with warnings as errors, loads nothing from a CDN,
 every LaTeX string symgrad emits renders with KaTeX, and a browser typesets the math.
 
-Needs, besides the Python extras `docs` and `plot`: Node.js with KaTeX from npm (`npm
-ci` at the repository root) and Chromium (Debian: `apt-get install chromium`). Where
-Node.js, KaTeX or Chromium is missing, the tests that need it are skipped, with the
-reason; with SYMGRAD_REQUIRE_BROWSER=1 in the environment (as CI sets it) they fail
-instead.
+Needs, besides the Python extras `docs` and `plot`: Node.js (to run the KaTeX that
+ships inside symgrad), Chromium (Debian: `apt-get install chromium`), and, for the check
+that the shipped KaTeX is the pinned one, npm's copy (`npm ci`). Where one is missing,
+the tests that need it are skipped, with the reason; with SYMGRAD_REQUIRE_BROWSER=1 in
+the environment (as CI sets it) they fail instead.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from symgrad.catalog import catalog_rows
 from symgrad.examples import SEEDS
 from symgrad.sphinx import aligned, catalog_expression, find_katex, values_latex
 from symgrad.steps import format_steps, trace
+from symgrad.steps.formats import step_latex, where_latex
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -104,6 +105,12 @@ def test_pages_exist_with_the_registry_and_every_seed(site: Path) -> None:
     for image in re.findall(r'<img[^>]+src="([^"]+)"', gallery):
         with Image.open(site / image) as picture:
             assert picture.size == (640, 400)
+    # the notebook, run at the build: its math, steps, plot and the module's numbers
+    notebook = (site / "notebook.html").read_text(encoding="utf-8")
+    for shown in (r"\frac{\partial f}{\partial x}", "Backward trace", "sin_exp_relu"):
+        assert shown in notebook, shown
+    assert re.search(r'<img alt="_images/[^"]+\.png"', notebook), "no inline plot"
+    assert "array([0.97942554, 0.1763708 ])" in notebook
     # the directive works from reStructuredText (index, directive) and MyST (the rest)
     for page in PAGES:
         text = (site / f"{page}.html").read_text(encoding="utf-8")
@@ -116,6 +123,11 @@ def test_no_cdn_and_no_resource_from_another_server(site: Path) -> None:
         if path.suffix not in (".html", ".js", ".css"):
             continue
         text = path.read_text(encoding="utf-8")
+        if path.suffix == ".css":  # what a style sheet loads (not its selectors)
+            loads = re.findall(r"url\(([^)]*)\)|@import\s+([^;]*)", text)
+            text = "\n".join(u for pair in loads for u in pair)
+            for url in text.split():
+                assert not re.match(r"['\"]?(?:[a-z]+:(?!image/)|//)", url), url
         assert not CDN.search(text), (path, CDN.search(text))
         if path.suffix == ".html":
             for url in re.findall(r'(?:src|href)="([^"]*)"', text):
@@ -150,7 +162,12 @@ def _latex_strings() -> dict[str, str]:
             strings[f"{label}: latex() line {i}"] = line
         strings[f"{label}: aligned"] = aligned(lines)
         strings[f"{label}: steps"] = format_steps(trace(derivation), "latex")
-        strings[f"{label}: steps at"] = format_steps(trace(derivation, at=at), "latex")
+        at_point = trace(derivation, at=at)
+        strings[f"{label}: steps at"] = format_steps(at_point, "latex")
+        # the directive's steps table: a cell per step, and the point
+        for i, step in enumerate(at_point.steps):
+            strings[f"{label}: step cell {i}"] = rf"\displaystyle {step_latex(step)}"
+        strings[f"{label}: steps at the point"] = where_latex(at_point)
         strings[f"{label}: forward steps at"] = format_steps(
             trace(derivation, at=at, mode="forward"), "latex"
         )
@@ -192,13 +209,13 @@ process.stdin.on("end", () => {
 
 
 def _node_and_katex() -> tuple[str, Path]:
-    """Node.js, and KaTeX's script for require(): npm's (`npm ci`), else the copy
-    shipped inside symgrad, which test_shipped_katex_is_npms_pinned_copy checks."""
+    """Node.js, and KaTeX's script for require(): the copy shipped inside symgrad,
+    which test_shipped_katex_is_npms_pinned_copy checks."""
     node = shutil.which("node")
     if not node:
         missing_tool("the KaTeX checks need Node.js (Debian: apt-get install nodejs)")
-    katex = find_katex(start=ROOT)
-    assert katex, "no KaTeX: run `npm ci` at the repository root"
+    katex = find_katex()
+    assert katex, "no KaTeX in symgrad/katex"
     return str(node), katex / "katex.min.js"
 
 
@@ -301,10 +318,14 @@ def test_the_gallery_is_typeset_in_a_browser(served, tmp_path: Path) -> None:
     dom = _chromium("--dump-dom", f"{url}/gallery.html")
     assert dom.returncode == 0, dom.stderr[-2000:]
     page = dom.stdout
-    # KaTeX ran: a typeset formula per display block, no errors, no TeX left as text
+    # KaTeX ran: a typeset formula per math element (a display block per seed, and
+    # the steps' table cells), no errors, no TeX left as text
     katex = len(re.findall(r'class="katex"', page))
     blocks = page.count('class="symgrad-math symgrad-display"')
-    assert blocks == 2 * len(SEEDS) and katex == blocks, (katex, blocks)
+    cells = page.count('class="math notranslate symgrad-math"')
+    assert blocks == len(SEEDS) and cells > 5 * len(SEEDS), (blocks, cells)
+    assert katex == blocks + cells, (katex, blocks, cells)
+    assert page.count('<table class="symgrad-steps') == len(SEEDS)
     assert "katex-error" not in page
     text = _Text()
     text.feed(page)
@@ -328,6 +349,115 @@ def test_the_gallery_is_typeset_in_a_browser(served, tmp_path: Path) -> None:
         assert image.size == (1200, 1800)
         pixels = np.asarray(image.convert("L"))
     assert (pixels < 100).mean() > 0.01  # text, formulas and a plot, not a blank page
+
+
+# --- every page fits its column, in a browser -----------------------------------------
+# Loads pages in iframes of a given width (query: pages=a.html,b.html&widths=1200,800),
+# waits for KaTeX and the fonts, and lists, per page and width, what does not fit: the
+# page scrolling sideways, an element of the content column that scrolls or clips
+# sideways (a block whose end is out of view), or one that sticks out of the column.
+# KaTeX's own inner boxes are not looked into (its square roots clip a long svg).
+MEASURE_HTML = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"></head><body><pre id="out">running</pre>
+<script>
+function measure(doc) {
+  const problems = [];
+  const root = doc.documentElement;
+  if (root.scrollWidth > root.clientWidth + 1) {
+    problems.push("the page scrolls sideways: " + root.scrollWidth + "px in "
+      + root.clientWidth + "px");
+  }
+  const column = doc.querySelector("div.body") || doc.body;
+  const right = column.getBoundingClientRect().right;
+  const describe = (el) => {
+    const section = el.closest("section");
+    return el.tagName.toLowerCase() + "." + String(el.className).replace(/ /g, ".")
+      + (section && section.id ? " in #" + section.id : "") + ": "
+      + (el.textContent || "").trim().replace(/\\s+/g, " ").slice(0, 70);
+  };
+  const seen = new Set();
+  for (const el of column.querySelectorAll("*")) {
+    const parent = el.parentElement;
+    if (parent && (parent.closest(".katex") || seen.has(parent))) {
+      seen.add(el);
+      continue;
+    }
+    const style = doc.defaultView.getComputedStyle(el);
+    if (style.display === "none") continue;
+    if (style.overflowX !== "visible" && el.scrollWidth > el.clientWidth + 1) {
+      problems.push("scrolls " + (el.scrollWidth - el.clientWidth) + "px: "
+        + describe(el));
+      seen.add(el);
+    } else if (el.getBoundingClientRect().right > right + 1) {
+      problems.push("sticks out "
+        + Math.round(el.getBoundingClientRect().right - right) + "px: "
+        + describe(el));
+      seen.add(el);
+    }
+  }
+  return problems;
+}
+const query = new URLSearchParams(location.search);
+const widths = query.get("widths").split(",").map(Number);
+const results = {};
+let pending = 0;
+for (const page of query.get("pages").split(",")) {
+  for (const width of widths) {
+    pending += 1;
+    const frame = document.createElement("iframe");
+    frame.style.width = width + "px";
+    frame.style.height = "900px";
+    frame.addEventListener("load", () => {
+      frame.contentDocument.fonts.ready.then(() => {
+        results[page + " at " + width + "px"] = measure(frame.contentDocument);
+        if (--pending === 0) {
+          document.getElementById("out").textContent = JSON.stringify(results);
+        }
+      });
+    });
+    frame.src = page;
+    document.body.appendChild(frame);
+  }
+}
+</script></body></html>
+"""
+# A page that does not fit, twice: the measurement must find both.
+TOO_WIDE_HTML = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"></head><body><div class="body">
+<pre style="overflow-x: auto">%s</pre><div style="width: 3000px">wide</div>
+</div></body></html>
+""" % ("a long line " * 100)
+WIDTHS = (1200, 800)  # a desktop window, and a narrow one (the theme's small layout)
+
+
+def _misfits(served, site: Path, pages: list[str]) -> dict[str, list[str]]:
+    """What does not fit, per page and window width (MEASURE_HTML)."""
+    url, _ = served
+    (site / "measure.html").write_text(MEASURE_HTML, encoding="utf-8")
+    query = f"pages={','.join(pages)}&widths={','.join(map(str, WIDTHS))}"
+    dom = _chromium("--dump-dom", f"{url}/measure.html?{query}")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    found = re.search(r'<pre id="out">(.*?)</pre>', dom.stdout, re.S)
+    assert found and found.group(1) != "running", dom.stdout[-2000:]
+    results: dict[str, list[str]] = json.loads(html.unescape(found.group(1)))
+    assert len(results) == len(pages) * len(WIDTHS), results.keys()
+    return results
+
+
+def test_every_page_fits_its_column_in_a_browser(served, site: Path) -> None:
+    """No page scrolls sideways, and nothing in it does, nor sticks out of the content
+    column: the steps, the formulas, the console output and the code all fit (the
+    steps wrap; a formula too wide is set smaller; long lines of code wrap)."""
+    _chromium_binary()  # without Chromium: skipped, or failed where required
+    (site / "too-wide.html").write_text(TOO_WIDE_HTML, encoding="utf-8")
+    pages = [f"{p}.html" for p in (*PAGES, "notebook")]
+    results = _misfits(served, site, [*pages, "too-wide.html"])
+    for width in WIDTHS:  # the measurement can fail: it finds the page made not to fit
+        problems = results.pop(f"too-wide.html at {width}px")
+        assert any(p.startswith("the page scrolls sideways") for p in problems)
+        assert any(p.startswith("scrolls") and "pre." in p for p in problems)
+    misfits = {page: problems for page, problems in results.items() if problems}
+    assert misfits == {}, json.dumps(misfits, indent=1)
 
 
 # --- the tutorial's console blocks ----------------------------------------------------
@@ -414,14 +544,45 @@ def test_the_where_pages_pytorch_snippets_print_what_it_shows() -> None:
         assert result.stdout == expected, code
 
 
+def _shown(page: str, pattern: str) -> list[str]:
+    """The text of each match of `pattern` (group 1) in a page, as a reader sees it."""
+    return [
+        html.unescape(re.sub(r"<[^>]+>", "", m))
+        for m in re.findall(pattern, page, re.S)
+    ]
+
+
+def test_the_gallerys_commands_write_the_modules_it_shows(
+    site: Path, tmp_path: Path
+) -> None:
+    """Each `symgrad generate` command the gallery prints runs as printed, and writes
+    the module shown below it, byte for byte: the one committed in generated/."""
+    page = (site / "gallery.html").read_text(encoding="utf-8")
+    commands = _shown(page, r'<p class="symgrad-code">.*?<code[^>]*>(.*?)</code>')
+    modules = _shown(
+        page,
+        r'<div class="highlight-python[^>]*><div class="highlight">'
+        r"<pre>(.*?)</pre>",
+    )
+    assert len(commands) == len(modules) == len(SEEDS)
+    env = _env()
+    for name, command, module in zip(SEEDS, commands, modules, strict=True):
+        assert command.endswith(f" -o generated/{name}.py"), command
+        result = subprocess.run(
+            _argv(command), capture_output=True, text=True, cwd=tmp_path, env=env
+        )
+        assert result.returncode == 0, (command, result.stderr)
+        written = (tmp_path / "generated" / f"{name}.py").read_text(encoding="utf-8")
+        assert written == module, command
+        assert written == (ROOT / "generated" / f"{name}.py").read_text("utf-8")
+
+
 # --- the extension in a project of its own --------------------------------------------
 def _build(tmp_path: Path, pages: dict[str, str]) -> subprocess.CompletedProcess[str]:
     source = tmp_path / "src"
     source.mkdir()
-    (source / "conf.py").write_text(
-        'extensions = ["myst_parser", "symgrad.sphinx"]\n'
-        f"symgrad_katex_dir = {str(find_katex(start=ROOT))!r}\n",
-        encoding="utf-8",
+    (source / "conf.py").write_text(  # KaTeX: the copy inside symgrad, as for users
+        'extensions = ["myst_parser", "symgrad.sphinx"]\n', encoding="utf-8"
     )
     for name, text in pages.items():
         (source / name).write_text(text, encoding="utf-8")
@@ -463,6 +624,31 @@ def test_values_at_a_point_from_myst(tmp_path: Path) -> None:
     assert r"\frac{\partial f}{\partial y} &amp;= \left[2.0, 2.0\right]" in text
     assert r"\frac{\partial f}{\partial x}" not in text  # :wrt: y
     assert "katex/katex.min.js" in text and CDN.search(text) is None
+
+
+def test_code_shows_the_module_its_command_writes(tmp_path: Path) -> None:
+    """`:code:` prints a `symgrad generate` command that runs as printed and writes
+    the module shown, byte for byte (with `:wrt:`, the module of every input)."""
+    page = (
+        "# Title\n\n```{symgrad} abs(x)*y\n:wrt: y\n:code:\n:output: out/m.py\n"
+        ":convention: jax\n```\n"
+    )
+    result = _build(tmp_path, {"index.md": page})
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    (command,) = _shown(text, r'<p class="symgrad-code">.*?<code[^>]*>(.*?)</code>')
+    (module,) = _shown(
+        text,
+        r'<div class="highlight-python[^>]*><div class="highlight"><pre>(.*?)</pre>',
+    )
+    assert command == "symgrad generate 'abs(x)*y' -o out/m.py --convention jax"
+    run = tmp_path / "run"
+    run.mkdir()
+    done = subprocess.run(
+        _argv(command), capture_output=True, text=True, cwd=run, env=_env()
+    )
+    assert done.returncode == 0, done.stderr
+    assert (run / "out" / "m.py").read_text(encoding="utf-8") == module
 
 
 def test_shipped_katex_is_npms_pinned_copy() -> None:

@@ -104,7 +104,7 @@ def test_cos_x_squared_without_values() -> None:
     assert "  x̄     = v̄1·(2*x)        power rule" in lines
     assert "  df/dx = -2*x*sin(x**2)  simplified" in lines
     data = json.loads(steps.format_steps(trace, "json"))
-    assert all(step["value"] is None for step in data)
+    assert all(step["value"] is None for step in data["steps"]) and "at" not in data
 
 
 # --- the same program, the same numbers as the generated code ------------------------
@@ -252,7 +252,7 @@ def test_vector_example_matches_torch_autograd() -> None:
     assert "(shape (3,))" in text.split("x̄")[1].splitlines()[0]
     assert "reduction: norm" in text and "at x = 0 the gradient is 0" in text
     data = json.loads(steps.format_steps(trace, "json"))
-    x_bar = next(s for s in data if s["name"] == "x̄")
+    x_bar = next(s for s in data["steps"] if s["name"] == "x̄")
     assert x_bar["shape"] == [3] and x_bar["rule"] == "reduction: norm"
     np.testing.assert_allclose(x_bar["value"], t.grad.numpy(), rtol=1e-14)
 
@@ -328,7 +328,7 @@ def test_catalog_row_steps_in_every_format(rule: registry.Rule) -> None:
     for at in (None, row_values(rule, derivation.inputs)):
         trace = steps.trace(derivation, at=at)
         out = {fmt: steps.format_steps(trace, fmt) for fmt in steps.FORMATS}
-        data = json.loads(out["json"])
+        data = json.loads(out["json"])["steps"]
         assert {"name", "expression", "latex", "rule", "note", "value"} <= set(data[0])
         assert [s["phase"] for s in data if s["phase"] == "backward"]
         assert_balanced_latex(out["latex"])

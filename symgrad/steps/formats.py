@@ -4,9 +4,13 @@
   their step;
 - ``latex``: one ``aligned`` environment, ASCII only;
 - ``markdown``: prose and ``$$ ... $$`` math;
-- ``json``: a list of steps, each with ``phase``, ``name``, ``name_latex``, ``alias``,
-  ``expression``, ``latex``, ``rule``, ``note``, ``notes``, ``code_name``, ``shape``
-  and ``value``, then one ``phase: "note"`` entry per remaining note.
+- ``json``: an object with, as ``symgrad derive --format json`` has them, the
+  ``expression`` (as SymPy shows it), the ``input`` (as typed), the ``inputs``, ``wrt``
+  and ``convention``, and with values the point ``at`` (``inputs``, ``value`` and
+  ``gradient``); then ``steps``, a list of steps, each with ``phase``, ``name``,
+  ``name_latex``, ``alias``, ``expression``, ``latex``, ``rule``, ``note``, ``notes``,
+  ``code_name``, ``shape`` and ``value``; ``notes``, the notes not given at a step; and
+  ``remarks`` about the trace itself.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable
+from typing import Any
 
 from symgrad.printing import to_latex, to_text
 from symgrad.steps.tracing import Step, Trace, input_latex
-from symgrad.values import value_latex, value_text
+from symgrad.values import jsonable, value_latex, value_text
 
 FORMATS = ("text", "latex", "markdown", "json")
 
@@ -142,12 +147,26 @@ def latex_text(text: str) -> str:
     return out.encode("ascii", "replace").decode("ascii")
 
 
-def _latex_row(step: Step, with_values: bool, with_rule: bool = True) -> str:
+def step_latex(step: Step, align: str = "") -> str:
+    """The step as LaTeX, `name = formula` (`f = v2 = ...` for the output's step);
+    `align` goes before the formula's `=` (`&` in an `aligned` block)."""
     name = step.name_latex
     if step.alias:
         alias = r"\dot{f}" if step.alias == "\u1e1f" else step.alias
         name = rf"{alias} = {name}"
-    row = f"{name} &= {step.latex}"
+    return f"{name} {align}= {step.latex}"
+
+
+def where_latex(trace: Trace) -> str:
+    """The point of a trace with values, as LaTeX: `x = 0.5, y = 2.0`."""
+    assert trace.at is not None
+    return ", ".join(
+        f"{input_latex(n)} = {value_latex(v)}" for n, v in trace.at.items()
+    )
+
+
+def _latex_row(step: Step, with_values: bool, with_rule: bool = True) -> str:
+    row = step_latex(step, "&")
     if with_values and step.value is not None:
         row += rf" &&= {value_latex(step.value)}"
     elif with_rule and with_values:
@@ -186,10 +205,7 @@ def _format_markdown(trace: Trace) -> str:
         f"$f({args}) = {to_latex(trace.expression)}$, step by step"
     )
     if with_values:
-        where = ", ".join(
-            f"{input_latex(n)} = {value_latex(v)}" for n, v in (trace.at or {}).items()
-        )
-        intro += f", at ${where}$"
+        intro += f", at ${where_latex(trace)}$"
     parts = [intro + "."]
     if trace.forward:
         parts.append(
@@ -241,25 +257,23 @@ def _format_markdown(trace: Trace) -> str:
 
 
 def _format_json(trace: Trace) -> str:
-    steps = [step.to_dict() for step in trace.steps]
-    for note in trace.notes:
-        steps.append(
-            {
-                "phase": "note",
-                "name": "",
-                "name_latex": "",
-                "alias": "",
-                "expression": "",
-                "latex": "",
-                "rule": "",
-                "note": note,
-                "notes": [note],
-                "code_name": "",
-                "shape": None,
-                "value": None,
-            }
-        )
-    return json.dumps(steps, indent=2, ensure_ascii=False)
+    data: dict[str, Any] = {
+        "expression": to_text(trace.expression),
+        "input": trace.program.text,
+        "inputs": list(trace.inputs),
+        "wrt": list(trace.wrt),
+        "convention": trace.convention,
+    }
+    if trace.at is not None:  # the point, its value and gradient, as `derive` gives
+        data["at"] = {
+            "inputs": {n: jsonable(v) for n, v in trace.at.items()},
+            "value": jsonable(trace.value),
+            "gradient": {n: jsonable(v) for n, v in (trace.gradients or {}).items()},
+        }
+    data["steps"] = [step.to_dict() for step in trace.steps]
+    data["notes"] = list(trace.notes)
+    data["remarks"] = list(trace.remarks)
+    return json.dumps(data, indent=2, ensure_ascii=False)
 
 
-__all__ = ["FORMATS", "format_steps", "latex_text"]
+__all__ = ["FORMATS", "format_steps", "latex_text", "step_latex", "where_latex"]

@@ -131,6 +131,18 @@ class Trace:
         """Every step, in reading order."""
         return [*self.input_steps, *self.forward, *self.backward, *self.results]
 
+    def format(self, fmt: str = "text") -> str:
+        """The steps as "text", "latex", "markdown" or "json" (`format_steps`)."""
+        from symgrad.steps.formats import format_steps
+
+        return format_steps(self, fmt)
+
+    def __str__(self) -> str:
+        return self.format("text")
+
+    def _repr_markdown_(self) -> str:
+        return self.format("markdown")
+
 
 # --- building the trace ---------------------------------------------------------------
 def trace(
