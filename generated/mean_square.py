@@ -46,7 +46,8 @@ def forward(x):
 
 
 def value_and_grad(x, grad_output=None):
-    """The value and the gradient of each input, in INPUTS order.
+    """The value and the gradient of each input of WRT, in WRT order (the other
+    inputs are parameters: no gradient is computed for them).
 
     grad_output (default: ones) is the upstream gradient, shaped like the value; each
     gradient has exactly the shape and dtype of its input.
@@ -91,7 +92,7 @@ def value_and_grad(x, grad_output=None):
 
 
 def backward(x, grad_output=None):
-    """The gradient of each input, in INPUTS order (see value_and_grad)."""
+    """The gradient of each input of WRT, in WRT order (see value_and_grad)."""
     return value_and_grad(x, grad_output=grad_output)[1]
 
 

@@ -26,6 +26,7 @@ examples:
   symgrad derive "abs(x)" --convention jax --format json
   echo "clip(x, 1.5, 5.5)" | symgrad derive -
   symgrad generate "erf(x)" -o erf_grad.py
+  symgrad generate "w*x + b" --wrt w,b -o linear.py
   symgrad check "max(x, y)"
   symgrad plot "clip(x, 1.5, 5.5)" --range 0,7 -o clip.png
   symgrad functions
@@ -156,6 +157,12 @@ def build_parser() -> _Parser:
     )
     generate.add_argument("--name", help="module name (default: the file's name)")
     _order_option(generate, "also write hvp, hessian, hessian_matrix, hessian_sparse")
+    generate.add_argument(
+        "--wrt",
+        metavar="x,y",
+        help="the gradient with respect to these inputs only; the others are "
+        "parameters, for which no gradient is computed (default: all)",
+    )
     generate.add_argument(
         "--force",
         action="store_true",
@@ -498,6 +505,8 @@ def _regenerate_command(args: argparse.Namespace) -> list[str]:
         options += ["--name", shlex.quote(args.name)]
     if args.inputs:
         options += ["--inputs", shlex.quote(args.inputs)]
+    if args.wrt:
+        options += ["--wrt", shlex.quote(args.wrt)]
     if args.convention != "torch":
         options += ["--convention", args.convention]
     if args.order != 1:

@@ -166,7 +166,7 @@ class Derivation:
             parsed.graph,
             parsed.output,
             self.inputs,
-            wrt=self.inputs,
+            wrt=self.wrt,
             convention=self.convention,
         )
 

@@ -191,7 +191,7 @@ def render_module(
         signature = "\n" + "".join(f"    {n},\n" for n in inputs)
         signature_grad = signature + "    grad_output=None,\n"
     convert = "\n".join(f"    {n} = _as_input({n})" for n in inputs) or "    pass"
-    grads = [f"_grad_like(_grad_{n}, {n}, _keep)" for n in inputs]
+    grads = [f"_grad_like(_grad_{n}, {n}, _keep)" for n in wrt]
     # the arrays the caller holds: a gradient that is one of them is copied
     kept = ", ".join(["_value", "grad_output", *inputs])
     keep = "\n".join(wrap("_keep = ", f"({kept})", "    ")) if inputs else ""
@@ -267,11 +267,11 @@ def render_module(
 
 def _backward_block(program: NumpyProgram, deleting: Any) -> str:
     """The backward pass: with grad_output folded away when it is None, else with it."""
-    if not program.inputs:
+    if not program.wrt:
         return ""
 
     def branch(lines: list[Line], codes: dict[str, str], indent: str) -> str:
-        finals = [Line(f"_grad_{n}", codes[n]) for n in program.inputs]
+        finals = [Line(f"_grad_{n}", codes[n]) for n in program.wrt]
         body = deleting(lines + finals, {program.value}, set())
         return _body(body, indent)
 

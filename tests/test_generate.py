@@ -257,3 +257,23 @@ def test_generated_folder_is_fresh(tmp_path, monkeypatch) -> None:
         if (tmp_path / "generated" / n).read_bytes() != (GENERATED / n).read_bytes()
     ]
     assert not stale, f"stale in generated/: {stale}; run python -m symgrad.examples"
+
+
+def test_generate_wrt_makes_the_other_inputs_parameters(cli, tmp_path) -> None:
+    path = tmp_path / "linear.py"
+    result = cli("generate", "w*x + b", "--wrt", "w,b", "-o", str(path), "--order", "2")
+    assert result.returncode == 0, result.stderr
+    module = load(path)
+    assert module.INPUTS == ("w", "x", "b") and module.WRT == ("w", "b")
+    assert "--wrt" in path.read_text()  # the regenerate command says so
+    x = np.array([1.0, 2.0, 4.0])
+    value, grads = module.value_and_grad(2.0, x, 0.5)
+    assert len(grads) == 2  # nothing for x
+    _, want = torch_value_and_grad(
+        "w*x + b", ("w", "x", "b"), {"w": 2.0, "x": x, "b": 0.5}
+    )
+    np.testing.assert_array_equal(grads[0], want[0])
+    np.testing.assert_array_equal(grads[1], want[2])
+    _, tangent = module.jvp((2.0, x, 0.5), (1.0, 0.0))
+    np.testing.assert_array_equal(tangent, x)
+    assert "_grad_x" not in path.read_text()

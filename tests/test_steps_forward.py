@@ -89,7 +89,7 @@ def test_formats(cli) -> None:
             "y=1",
         ).stdout
     )
-    tangent = [s for s in data if s.get("phase") == "tangent"]
+    tangent = [s for s in data["steps"] if s.get("phase") == "tangent"]
     assert tangent[-1]["value"] == 2.0 and tangent[-1]["alias"] == "ḟ"
 
 
