@@ -529,6 +529,29 @@ def test_the_readmes_commands_print_what_it_shows(tmp_path: Path) -> None:
     assert (tmp_path / "sin_cos_norm.py").is_file()
 
 
+def test_the_second_order_pages_commands_and_snippets_print_what_it_shows(
+    tmp_path: Path,
+) -> None:
+    """docs/second_order.md: its console blocks (which write the modules), then each
+    ```python block and the ```text block after it, run beside those modules."""
+    page = DOCS / "second_order.md"
+    assert _run_console_blocks(page, tmp_path) >= 5
+    text = page.read_text(encoding="utf-8")
+    snippets = re.findall(r"```python\n(.*?)```\n+[^`]*?```text\n(.*?)```", text, re.S)
+    assert len(snippets) == 2
+    for code, expected in snippets:
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+            env=_env(),
+        )
+        assert result.returncode == 0, (code, result.stderr)
+        assert result.stdout == expected, code
+
+
 def test_the_where_pages_pytorch_snippets_print_what_it_shows() -> None:
     """The PyTorch side of docs/where.md: each ```python block and the ```text block
     after it (the site is built without PyTorch; these run where it is installed)."""
