@@ -121,6 +121,15 @@ def _sign(x):
     return np.where(np.isnan(x), 0, np.sign(x))
 
 
+def _root(x, n):
+    """The real n-th root: x ** (1/n), and -((-x) ** (1/n)) where x < 0 and n is an odd
+    integer (root(-8, 3) is -2; an even n of a negative x is nan, as x ** (1/2)).
+    In the dtype of its arguments, Python numbers weak (as x ** (1/n) would be)."""
+    odd = (x < 0) & (np.remainder(n, 2) == 1)
+    r = np.asarray(np.where(odd, -x, x), dtype=np.result_type(x, n)) ** (1 / n)
+    return np.where(odd, -r, r)
+
+
 def _clip(x, lo, hi):
     """min(max(x, lo), hi), as PyTorch's clamp (hi where lo > hi), in the dtype of
     its arguments with Python numbers weak (np.clip makes a number an int64 array)."""
