@@ -256,10 +256,11 @@ def _evenly_selected(x: sp.Expr, out: sp.Expr) -> sp.Expr:
 
 def _torch_real_root(t: Any, x: Any, n: Any) -> Any:
     """A real n-th root as a PyTorch user writes it (PyTorch has none): the sign taken
-    out where x < 0 and n is odd, then a power. Measured (torch 2.13): x ** (1/3)
-    alone is nan for every x < 0; sign(x) * abs(x) ** (1/3) has the derivative nan at
-    0 (0 * inf); this form gives x ** (1/n)'s inf at 0 and the real root elsewhere."""
-    odd = (x < 0) & (t.remainder(t.as_tensor(n, dtype=x.dtype), 2) == 1)
+    out where x < 0 (or -0.0, as np.cbrt) and n is odd, then a power. Measured (torch
+    2.13): x ** (1/3) alone is nan for every x < 0; sign(x) * abs(x) ** (1/3) has the
+    derivative nan at 0 (0 * inf); this form gives x ** (1/n)'s inf at 0 and the real
+    root elsewhere."""
+    odd = t.signbit(x) & (t.remainder(t.as_tensor(n, dtype=x.dtype), 2) == 1)
     r = t.where(odd, -x, x) ** (1 / n)
     return t.where(odd, -r, r)
 
@@ -279,6 +280,12 @@ def _mp_root(mp: Any, x: Any, n: Any) -> Any:
         return -mp.power(-x, 1 / n)
     value = mp.power(x, 1 / n)  # complex for x < 0 unless 1/n is an integer
     return mp.re(value) if mp.im(value) == 0 else mp.nan
+
+
+def _log_of(b: sp.Expr) -> sp.Expr:
+    """log(b), computed, not evaluated by SymPy where b is a number: log(1) = 0 would
+    make 1/(x*log(b)) zoo, log(-2) is complex; NumPy gives inf and nan there."""
+    return sp.log(b, evaluate=False) if b.is_Number else sp.log(b)
 
 
 def _sinc_grad(x: sp.Expr, out: sp.Expr) -> tuple[sp.Expr]:
@@ -629,14 +636,14 @@ RULES: tuple[Rule, ...] = (
         # as PyTorch's log(x) / log(base): d/dbase through the division's
         # -(out / log(base)) (computed from the quotient), then log's 1/base
         grad=lambda x, b, out: (
-            1 / (x * sp.log(b)),
-            -sp.UnevaluatedExpr(out / sp.log(b)) / b,
+            1 / (x * _log_of(b)),
+            -sp.UnevaluatedExpr(out / _log_of(b)) / b,
         ),
         shown=lambda x, b, out: (
-            1 / (x * sp.log(b)),
-            -sp.log(x) / (b * sp.log(b) ** 2),
+            1 / (x * _log_of(b)),
+            -sp.log(x) / (b * _log_of(b) ** 2),
         ),
-        numpy="np.log({0}) / np.log({1})",
+        numpy="_log_base({0}, {1})",
         latex=r"\log_{{{1}}}\left({0}\right)",
         torch=lambda t, x, b: t.log(x) / t.log(b),
         domain=((0.1, 5), (1.5, 5)),

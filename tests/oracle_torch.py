@@ -638,7 +638,8 @@ def mismatch(
 ) -> str | None:
     """Why `got` is not `want` (shape, dtype, nan, inf, numbers), or None if it is.
 
-    Finite elements agree within `atol + rtol*|want|`; inf must be the same inf; where
+    Finite elements agree within `atol + rtol*|want|` (atol at least rtol times the
+    smallest normal number); inf must be the same inf; where
     `want` is nan, `got` must be nan too unless `nan_is_unknown` (then anything goes).
     A finite `want` beyond `pole` in magnitude also accepts the inf of its sign.
     """
@@ -649,6 +650,11 @@ def mismatch(
         return f"{what}: dtype {got.dtype}, want {want.dtype}"
     g = got.astype(np.float64)
     w = want.astype(np.float64)
+    # Numbers are judged no more finely than rtol of the smallest normal number: a
+    # subnormal result (a grad_output of 2e-313) has fewer bits, and PyTorch's chain
+    # of products (g * a) * b rounds there differently from g * (a * b).
+    if want.dtype.kind == "f":
+        atol = max(atol, rtol * float(np.finfo(want.dtype).tiny))
     w_nan = np.isnan(w)
     if not nan_is_unknown and not np.array_equal(np.isnan(g), w_nan):
         return f"{what}: nan at {np.isnan(g).tolist()}, want {w_nan.tolist()}"

@@ -122,12 +122,21 @@ def _sign(x):
 
 
 def _root(x, n):
-    """The real n-th root: x ** (1/n), and -((-x) ** (1/n)) where x < 0 and n is an odd
-    integer (root(-8, 3) is -2; an even n of a negative x is nan, as x ** (1/2)).
-    In the dtype of its arguments, Python numbers weak (as x ** (1/n) would be)."""
-    odd = (x < 0) & (np.remainder(n, 2) == 1)
-    r = np.asarray(np.where(odd, -x, x), dtype=np.result_type(x, n)) ** (1 / n)
+    """The real n-th root: x ** (1/n), and -((-x) ** (1/n)) where x < 0 (or -0.0) and n
+    is an odd integer (root(-8, 3) is -2; an even n of a negative x is nan, as
+    x ** (1/2)). In the dtype of its arguments, Python numbers weak (as x ** (1/n))."""
+    dtype = np.result_type(x, n)
+    n = np.asarray(n, dtype=dtype)  # 1 / n: inf for n = 0, no ZeroDivisionError
+    odd = np.signbit(x) & (np.remainder(n, 2) == 1)  # root(-0.0, 3) is -0.0
+    r = np.asarray(np.where(odd, -x, x), dtype=dtype) ** (1 / n)
     return np.where(odd, -r, r)
+
+
+def _log_base(x, base):
+    """log(x) / log(base), in the dtype of its arguments with Python numbers weak (a
+    number base is a float32 one beside a float32 x, as PyTorch casts it)."""
+    dtype = np.result_type(x, base)
+    return np.log(np.asarray(x, dtype=dtype)) / np.log(np.asarray(base, dtype=dtype))
 
 
 def _clip(x, lo, hi):
