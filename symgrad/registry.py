@@ -272,7 +272,13 @@ def _root_grad(x: sp.Expr, n: sp.Expr, out: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
     # d/dn = -out * log(a) / n**2, and 0 where x == 0 and 1/n >= 0 (pow's d/db).
     a = F.where(F.lt(out, 0), -x, x)
     at_zero = F.logical_and(F.eq(x, 0), F.ge(1 / n, 0))
-    return a ** (1 / n - 1) / n, F.where(at_zero, 0, -out * sp.log(a) / n**2)
+    # a power, never sqrt: SymPy's a**(-1/2) would be computed as 1/sqrt(a), nan at
+    # -inf where pow (PyTorch's) gives 0
+    exponent = sp.UnevaluatedExpr(1 / n - 1) if n.is_Number else 1 / n - 1
+    dx = a**exponent / n
+    if not n.is_Number:  # 0 where 1/n == 0, as pow's d/da where its exponent is 0
+        dx = F.where(F.eq(1 / n, 0), 0, dx)
+    return dx, _unless_number(n, lambda: F.where(at_zero, 0, -out * sp.log(a) / n**2))
 
 
 def _mp_root(mp: Any, x: Any, n: Any) -> Any:
@@ -288,12 +294,27 @@ def _log_of(b: sp.Expr) -> sp.Expr:
     return sp.log(b, evaluate=False) if b.is_Number else sp.log(b)
 
 
+def _recip(x: sp.Expr) -> sp.Expr:
+    """1/x kept whole (not x**-2 when squared): the u of PyTorch's f(1/x), whose
+    autograd squares it (the reciprocal's -u**2)."""
+    return sp.UnevaluatedExpr(1 / x)
+
+
+def _unless_number(arg: sp.Expr, partial: Callable[[], sp.Expr]) -> sp.Expr:
+    """The partial for `arg`, not built where `arg` is a number (no gradient flows
+    into a number; SymPy would evaluate log(0)**2 and fail)."""
+    return sp.S.Zero if arg.is_Number else partial()
+
+
 def _sinc_grad(x: sp.Expr, out: sp.Expr) -> tuple[sp.Expr]:
     # PyTorch's sinc_backward: (pi x cos(pi x) - sin(pi x)) / (x**2 pi), taken as 0
     # (selected) where x**2 pi is 0: at x = 0, and where x**2 underflows
+    # (grouped as PyTorch computes it: g * (numerator / square), so that the
+    # cancellation in the numerator near 0 rounds the same way)
     px = sp.pi * x
-    square = x**2 * sp.pi
-    return (F.select(F.ne(square, 0), (px * sp.cos(px) - sp.sin(px)) / square),)
+    square = sp.UnevaluatedExpr(x**2 * sp.pi)
+    quotient = sp.UnevaluatedExpr((px * sp.cos(px) - sp.sin(px)) / square)
+    return (F.select(F.ne(square, 0), quotient),)
 
 
 RULES: tuple[Rule, ...] = (
@@ -637,11 +658,11 @@ RULES: tuple[Rule, ...] = (
         # -(out / log(base)) (computed from the quotient), then log's 1/base
         grad=lambda x, b, out: (
             1 / (x * _log_of(b)),
-            -sp.UnevaluatedExpr(out / _log_of(b)) / b,
+            _unless_number(b, lambda: -sp.UnevaluatedExpr(out / sp.log(b)) / b),
         ),
         shown=lambda x, b, out: (
             1 / (x * _log_of(b)),
-            -sp.log(x) / (b * _log_of(b) ** 2),
+            _unless_number(b, lambda: -sp.log(x) / (b * sp.log(b) ** 2)),
         ),
         numpy="_log_base({0}, {1})",
         latex=r"\log_{{{1}}}\left({0}\right)",
@@ -833,10 +854,10 @@ RULES: tuple[Rule, ...] = (
         mpmath=lambda mp, x: mp.atanh(x),
     ),
     # --- reciprocal trigonometric and hyperbolic: PyTorch has none of them; each
-    # reference is what a PyTorch user writes (1 / cos(x), acos(1 / x), ...) and each
-    # rule is computed as PyTorch's autograd computes that, or, where that loses the
-    # answer (sinh(x) overflowing in 1/cosh(x)'s, 1/x**2 in atan(1/x)'s), as the
-    # textbook derivative, equal to it wherever PyTorch's is not nan
+    # reference is what a PyTorch user writes (1 / cos(x), acos(1 / x), ...), and each
+    # rule computes what PyTorch's autograd computes for it (the reciprocal's
+    # -out**2, then the outer function's rule at u = 1/x), overflow and underflow
+    # included; `shown` is the textbook form
     Rule(
         "sec",
         sp.sec,
@@ -870,7 +891,7 @@ RULES: tuple[Rule, ...] = (
         "cot(x)",
         "cotangent, 1 / tan(x)",
         names=("cot",),
-        grad=lambda x, out: (-(1 + out**2),),
+        grad=lambda x, out: (-(out**2) * (1 + sp.tan(x) ** 2),),
         shown=lambda x, out: (-(sp.csc(x) ** 2),),
         numpy="1 / np.tan({0})",
         torch=lambda t, x: 1 / t.tan(x),
@@ -884,7 +905,8 @@ RULES: tuple[Rule, ...] = (
         "asec(x)",
         "inverse secant, acos(1 / x), for abs(x) >= 1",
         names=("asec", "arcsec"),
-        grad=lambda x, out: (1 / (sp.Abs(x) * sp.sqrt(x**2 - 1)),),
+        grad=lambda x, out: (_recip(x) ** 2 / sp.sqrt(1 - _recip(x) ** 2),),
+        shown=lambda x, out: (1 / (sp.Abs(x) * sp.sqrt(x**2 - 1)),),
         numpy="np.arccos(1 / {0})",
         torch=lambda t, x: t.acos(1 / x),
         domain=((1.1, 4),),
@@ -897,7 +919,8 @@ RULES: tuple[Rule, ...] = (
         "acsc(x)",
         "inverse cosecant, asin(1 / x), for abs(x) >= 1",
         names=("acsc", "arccsc"),
-        grad=lambda x, out: (-1 / (sp.Abs(x) * sp.sqrt(x**2 - 1)),),
+        grad=lambda x, out: (-(_recip(x) ** 2) / sp.sqrt(1 - _recip(x) ** 2),),
+        shown=lambda x, out: (-1 / (sp.Abs(x) * sp.sqrt(x**2 - 1)),),
         numpy="np.arcsin(1 / {0})",
         torch=lambda t, x: t.asin(1 / x),
         domain=((1.1, 4),),
@@ -910,11 +933,11 @@ RULES: tuple[Rule, ...] = (
         "acot(x)",
         "inverse cotangent, atan(1 / x): acot(0) = pi/2, acot(-1) = -pi/4",
         names=("acot", "arccot"),
-        grad=lambda x, out: (F.where(F.eq(x, 0), sp.nan, -1 / (x**2 + 1)),),
+        grad=lambda x, out: (-(_recip(x) ** 2) / (1 + _recip(x) ** 2),),
         shown=lambda x, out: (-1 / (x**2 + 1),),
-        kink="acot jumps at 0 (from -pi/2 to pi/2): the derivative there is nan, as "
-        "PyTorch's atan(1/x) gives; elsewhere -1/(x**2 + 1), also for 0 < abs(x) < "
-        "1e-154, where PyTorch's 1/x**2 overflows into nan",
+        kink="acot jumps at 0 (from -pi/2 to pi/2 = acot(0)): the derivative there is "
+        "nan, as PyTorch's atan(1/x) gives (inf/inf; also where abs(x) < 1e-154 and "
+        "(1/x)**2 overflows)",
         numpy="np.arctan(1 / {0})",
         torch=lambda t, x: t.atan(1 / x),
         kinks_at=((0.0,),),
@@ -927,8 +950,9 @@ RULES: tuple[Rule, ...] = (
         "sech(x)",
         "hyperbolic secant, 1 / cosh(x)",
         names=("sech",),
-        # -out * tanh(x): PyTorch's -out**2 * sinh(x) is 0 * inf = nan past abs(x) 710
-        grad=lambda x, out: (-out * sp.tanh(x),),
+        # PyTorch's -out**2 * sinh(x), but 0 where out is 0 (abs(x) > 710: PyTorch's
+        # is 0 * inf = nan there)
+        grad=lambda x, out: (F.select(F.ne(out, 0), -(out**2) * sp.sinh(x)),),
         shown=lambda x, out: (-sp.tanh(x) * sp.sech(x),),
         numpy="1 / np.cosh({0})",
         torch=lambda t, x: 1 / t.cosh(x),
@@ -940,8 +964,9 @@ RULES: tuple[Rule, ...] = (
         "csch(x)",
         "hyperbolic cosecant, 1 / sinh(x)",
         names=("csch",),
-        # -out / tanh(x): PyTorch's -out**2 * cosh(x) is 0 * inf = nan past abs(x) 710
-        grad=lambda x, out: (-out / sp.tanh(x),),
+        # PyTorch's -out**2 * cosh(x), but 0 where out is 0 (abs(x) > 710: PyTorch's
+        # is 0 * inf = nan there)
+        grad=lambda x, out: (F.select(F.ne(out, 0), -(out**2) * sp.cosh(x)),),
         shown=lambda x, out: (-sp.coth(x) * sp.csch(x),),
         numpy="1 / np.sinh({0})",
         torch=lambda t, x: 1 / t.sinh(x),
@@ -955,7 +980,7 @@ RULES: tuple[Rule, ...] = (
         "coth(x)",
         "hyperbolic cotangent, 1 / tanh(x)",
         names=("coth",),
-        grad=lambda x, out: (1 - out**2,),
+        grad=lambda x, out: (-(out**2) * (1 - sp.tanh(x) ** 2),),
         shown=lambda x, out: (-(sp.csch(x) ** 2),),
         numpy="1 / np.tanh({0})",
         torch=lambda t, x: 1 / t.tanh(x),
@@ -969,14 +994,14 @@ RULES: tuple[Rule, ...] = (
         "asech(x)",
         "inverse hyperbolic secant, acosh(1 / x), for 0 < x <= 1",
         names=("asech", "arcsech"),
-        # abs(x): where x < 0 (a nan value) PyTorch's gradient is finite, this one;
-        # at 0 the limit -inf (PyTorch: nan, inf * 0, also for x < 1e-154)
-        grad=lambda x, out: (-1 / (sp.Abs(x) * sp.sqrt(1 - x**2)),),
+        grad=lambda x, out: (-(_recip(x) ** 2) / sp.sqrt(_recip(x) ** 2 - 1),),
         shown=lambda x, out: (-1 / (x * sp.sqrt(1 - x**2)),),
+        kink="at 0 the derivative is nan, as PyTorch's acosh(1/x) gives (inf/inf; "
+        "also where abs(x) < 1e-154 and (1/x)**2 overflows)",
         numpy="np.arccosh(1 / {0})",
         torch=lambda t, x: t.acosh(1 / x),
         domain=((0.1, 0.95),),
-        kinks_at=((1.0,),),  # the end of its domain: -inf
+        kinks_at=((1.0,), (0.0,)),  # the ends of its domain: -inf, nan
         mpmath=lambda mp, x: mp.asech(x),
     ),
     Rule(
@@ -985,11 +1010,14 @@ RULES: tuple[Rule, ...] = (
         "acsch(x)",
         "inverse hyperbolic cosecant, asinh(1 / x)",
         names=("acsch", "arccsch"),
-        # at 0, its pole, the limit -inf (PyTorch: nan, also for abs(x) < 1e-154)
-        grad=lambda x, out: (-1 / (sp.Abs(x) * sp.sqrt(x**2 + 1)),),
+        grad=lambda x, out: (-(_recip(x) ** 2) / sp.sqrt(_recip(x) ** 2 + 1),),
+        shown=lambda x, out: (-1 / (sp.Abs(x) * sp.sqrt(x**2 + 1)),),
+        kink="at 0, its pole, the derivative is nan, as PyTorch's asinh(1/x) gives "
+        "(inf/inf; also where abs(x) < 1e-154 and (1/x)**2 overflows)",
         numpy="np.arcsinh(1 / {0})",
         torch=lambda t, x: t.asinh(1 / x),
         domain=((0.2, 3),),
+        kinks_at=((0.0,),),
         mpmath=lambda mp, x: mp.acsch(x),
     ),
     Rule(
@@ -998,8 +1026,7 @@ RULES: tuple[Rule, ...] = (
         "acoth(x)",
         "inverse hyperbolic cotangent, atanh(1 / x), for abs(x) > 1",
         names=("acoth", "arccoth"),
-        # -1/(x**2 - 1), not 1/(1 - x**2): -inf at both ends, as PyTorch
-        grad=lambda x, out: (-1 / (x**2 - 1),),
+        grad=lambda x, out: (-(_recip(x) ** 2) / (1 - _recip(x) ** 2),),
         shown=lambda x, out: (1 / (1 - x**2),),
         numpy="np.arctanh(1 / {0})",
         torch=lambda t, x: t.atanh(1 / x),

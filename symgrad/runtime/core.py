@@ -128,7 +128,11 @@ def _root(x, n):
     dtype = np.result_type(x, n)
     n = np.asarray(n, dtype=dtype)  # 1 / n: inf for n = 0, no ZeroDivisionError
     odd = np.signbit(x) & (np.remainder(n, 2) == 1)  # root(-0.0, 3) is -0.0
-    r = np.asarray(np.where(odd, -x, x), dtype=dtype) ** (1 / n)
+    base = np.asarray(np.where(odd, -x, x), dtype=dtype)
+    r = base ** (1 / n)
+    # NumPy takes a power by a scalar 0.5 as sqrt: nan at -inf, where its own array
+    # exponents, C's pow and PyTorch's tensor exponents give inf
+    r = np.where((base == -np.inf) & (n == 2), np.inf, r)
     return np.where(odd, -r, r)
 
 
