@@ -88,6 +88,10 @@ class Rule:
     kinks: Callable[..., tuple[tuple[sp.Expr, float, bool], ...]] | None = None
     # Internal rows: the rows (or "graph"/"reverse", the machinery) that use them.
     used_by: tuple[str, ...] = ()
+    # PyTorch has no such function: `torch` is the composition its users write, whose
+    # autograd rounds and underflows product by product (a tiny upstream times 1/x**2
+    # is 0 there), which one partial cannot follow; tests let mpmath settle those.
+    torch_composite: bool = False
 
     @property
     def is_public(self) -> bool:
@@ -462,6 +466,7 @@ RULES: tuple[Rule, ...] = (
         torch=lambda t, x: _torch_real_root(t, x, 3),
         kinks_at=((0.0,),),
         mpmath=lambda mp, x: mp.sign(x) * mp.cbrt(abs(x)),
+        torch_composite=True,
     ),
     Rule(
         "root",
@@ -485,6 +490,7 @@ RULES: tuple[Rule, ...] = (
         domain=((-3, 3), (3, 3)),
         kinks_at=((0.0, 3.0), (0.0, 2.0), (-8.0, 2.0), (0.0, 1.0)),
         mpmath=_mp_root,
+        torch_composite=True,
     ),
     # --- piecewise constant
     Rule(
@@ -670,6 +676,7 @@ RULES: tuple[Rule, ...] = (
         domain=((0.1, 5), (1.5, 5)),
         kinks_at=((0.0, 2.0), (2.0, 1.0)),
         mpmath=lambda mp, x, b: mp.log(x) / mp.log(b),
+        torch_composite=True,
     ),
     # --- trigonometric and hyperbolic
     Rule(
@@ -870,6 +877,7 @@ RULES: tuple[Rule, ...] = (
         torch=lambda t, x: 1 / t.cos(x),
         domain=((-1.4, 1.4),),
         mpmath=lambda mp, x: mp.sec(x),
+        torch_composite=True,
     ),
     Rule(
         "csc",
@@ -884,6 +892,7 @@ RULES: tuple[Rule, ...] = (
         domain=((0.2, 2.9),),
         kinks_at=((0.0,),),  # the pole: -inf
         mpmath=lambda mp, x: mp.csc(x),
+        torch_composite=True,
     ),
     Rule(
         "cot",
@@ -898,6 +907,7 @@ RULES: tuple[Rule, ...] = (
         domain=((0.2, 2.9),),
         kinks_at=((0.0,),),  # the pole: -inf
         mpmath=lambda mp, x: mp.cot(x),
+        torch_composite=True,
     ),
     Rule(
         "asec",
@@ -912,6 +922,7 @@ RULES: tuple[Rule, ...] = (
         domain=((1.1, 4),),
         kinks_at=((1.0,), (-1.0,)),  # the ends of its domain: inf
         mpmath=lambda mp, x: mp.asec(x),
+        torch_composite=True,
     ),
     Rule(
         "acsc",
@@ -926,6 +937,7 @@ RULES: tuple[Rule, ...] = (
         domain=((1.1, 4),),
         kinks_at=((1.0,), (-1.0,)),  # the ends of its domain: -inf
         mpmath=lambda mp, x: mp.acsc(x),
+        torch_composite=True,
     ),
     Rule(
         "acot",
@@ -943,6 +955,7 @@ RULES: tuple[Rule, ...] = (
         kinks_at=((0.0,),),
         mpmath=lambda mp, x: mp.acot(x),
         kinks=lambda x: ((x, 0.0, False),),
+        torch_composite=True,
     ),
     Rule(
         "sech",
@@ -957,6 +970,7 @@ RULES: tuple[Rule, ...] = (
         numpy="1 / np.cosh({0})",
         torch=lambda t, x: 1 / t.cosh(x),
         mpmath=lambda mp, x: mp.sech(x),
+        torch_composite=True,
     ),
     Rule(
         "csch",
@@ -973,6 +987,7 @@ RULES: tuple[Rule, ...] = (
         domain=((0.2, 3),),
         kinks_at=((0.0,),),  # the pole: -inf
         mpmath=lambda mp, x: mp.csch(x),
+        torch_composite=True,
     ),
     Rule(
         "coth",
@@ -987,6 +1002,7 @@ RULES: tuple[Rule, ...] = (
         domain=((0.2, 3),),
         kinks_at=((0.0,),),  # the pole: -inf
         mpmath=lambda mp, x: mp.coth(x),
+        torch_composite=True,
     ),
     Rule(
         "asech",
@@ -1003,6 +1019,7 @@ RULES: tuple[Rule, ...] = (
         domain=((0.1, 0.95),),
         kinks_at=((1.0,), (0.0,)),  # the ends of its domain: -inf, nan
         mpmath=lambda mp, x: mp.asech(x),
+        torch_composite=True,
     ),
     Rule(
         "acsch",
@@ -1019,6 +1036,7 @@ RULES: tuple[Rule, ...] = (
         domain=((0.2, 3),),
         kinks_at=((0.0,),),
         mpmath=lambda mp, x: mp.acsch(x),
+        torch_composite=True,
     ),
     Rule(
         "acoth",
@@ -1033,6 +1051,7 @@ RULES: tuple[Rule, ...] = (
         domain=((1.1, 4),),
         kinks_at=((1.0,), (-1.0,)),  # the ends of its domain: -inf
         mpmath=lambda mp, x: mp.acoth(x),
+        torch_composite=True,
     ),
     # --- special functions
     Rule(

@@ -372,6 +372,15 @@ class _Evaluator:
             out = _trigamma_poles(tensors[0], out)
         return Val(self.record(self.ran(site, out)), all(a.const for a in args))
 
+    def power(self, left: Val, right: Val, site: _Site | None) -> Val:
+        """`a ** b` and pow(a, b); a literal exponent as PyTorch code writes it, a
+        Python number (`x ** 0.5` takes PyTorch's sqrt path: nan at -inf, as NumPy's
+        does; a 0-d tensor exponent takes pow's: inf)."""
+        if right.literal is not None and not left.const:
+            number = right.literal
+            return self.operator(lambda a: a**number, [left], site)
+        return self.apply(registry.BY_NAME["pow"], [left, right], site)
+
     def operator(
         self, fn: Callable[..., torch.Tensor], args: list[Val], site: _Site | None
     ) -> Val:
@@ -426,7 +435,7 @@ class _Evaluator:
         if op is ast.Mult:
             return self.apply(registry.BY_NAME["mul"], [left, right], site)
         if op is ast.Pow:
-            return self.apply(registry.BY_NAME["pow"], [left, right], site)
+            return self.power(left, right, site)
         if op is ast.Sub:
             return self.operator(torch.sub, [left, right], site)
         if op is ast.Div:
@@ -484,6 +493,8 @@ class _Evaluator:
             ]
             return self.apply(rule, args, site, branches)
         args = [self.under(site, a) for a in node.args]
+        if rule.name == "pow":
+            return self.power(args[0], args[1], site)
         if rule.build is None:
             return self.apply(rule, args, site)
         return self.expand(rule.build, args, site)
