@@ -58,6 +58,13 @@ relu = _make("relu", 1)
 silu = _make("silu", 1)
 round_ = _make("round_", 1)
 hypot = _make("hypot", 2)
+# Real roots (SymPy's cbrt and root are complex for a negative x), the logarithm to a
+# base (SymPy's log(x, b) becomes log(x)/log(b)) and the normalised sinc (SymPy's
+# sinc is sin(x)/x).
+cbrt = _make("cbrt", 1)
+root = _make("root", 2)
+log_base = _make("log_base", 2)
+sinc = _make("sinc", 1)
 clip = _make("clip", 3)
 maximum = _make("maximum", 2)
 minimum = _make("minimum", 2)

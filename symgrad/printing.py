@@ -196,6 +196,15 @@ _SYMPIFY_NAMES = {
 }
 
 
+# symgrad's functions whose SymPy namesakes differ (SymPy's sinc is sin(x)/x; its cbrt
+# and root are complex for a negative x), as SymPy forms of the same function.
+_SYMPIFY_FORMS = {
+    F.sinc: "sinc(pi*({0}))",
+    F.cbrt: "real_root({0}, 3)",
+    F.root: "real_root({0}, {1})",
+}
+
+
 class SympyTextPrinter(TextPrinter):
     """Text for `sympy.sympify`: comparisons become Piecewise, names avoid builtins."""
 
@@ -213,6 +222,8 @@ class SympyTextPrinter(TextPrinter):
             return f"Piecewise(({args[1]}, Ne({args[0]}, 0)), ({args[2]}, True))"
         if func is sp.polygamma:
             return f"polygamma({args[0]}, {args[1]})"
+        if func in _SYMPIFY_FORMS:  # SymPy's sinc, cbrt and root mean other things
+            return _SYMPIFY_FORMS[func].format(*args)
         name = _SYMPIFY_NAMES.get(func) or self.function_name(expr)
         return f"{name}({', '.join(args)})"
 

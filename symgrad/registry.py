@@ -92,6 +92,10 @@ class Rule:
     # with the tangent as the upstream: the tangent as a SymPy expression of the
     # arguments, ``out`` and the arguments' tangents (0 for those that have none).
     tangent: Callable[..., sp.Expr] | None = None
+    # PyTorch has no such function: `torch` is the composition its users write, whose
+    # autograd rounds and underflows product by product (a tiny upstream times 1/x**2
+    # is 0 there), which one partial cannot follow; tests let mpmath settle those.
+    torch_composite: bool = False
 
     @property
     def is_public(self) -> bool:
@@ -288,6 +292,69 @@ def _evenly_selected(x: sp.Expr, out: sp.Expr) -> sp.Expr:
     return F.select(ties, 1 / F.sum_(ties))
 
 
+def _torch_real_root(t: Any, x: Any, n: Any) -> Any:
+    """A real n-th root as a PyTorch user writes it (PyTorch has none): the sign taken
+    out where x < 0 (or -0.0, as np.cbrt) and n is odd, then a power. Measured (torch
+    2.13): x ** (1/3) alone is nan for every x < 0; sign(x) * abs(x) ** (1/3) has the
+    derivative nan at 0 (0 * inf); this form gives x ** (1/n)'s inf at 0 and the real
+    root elsewhere."""
+    odd = t.signbit(x) & (t.remainder(t.as_tensor(n, dtype=x.dtype), 2) == 1)
+    r = t.where(odd, -x, x) ** (1 / n)
+    return t.where(odd, -r, r)
+
+
+def _root_grad(x: sp.Expr, n: sp.Expr, out: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
+    # As PyTorch computes `_torch_real_root`: the power's rules on a = -x where the
+    # root is negative (odd n, x < 0), else a = x. d/dx = (1/n) * a**(1/n - 1): inf at
+    # 0 for n > 1, computed from x (out**(1 - n) would overflow with out, for n < 1);
+    # d/dn = -out * log(a) / n**2, and 0 where x == 0 and 1/n >= 0 (pow's d/db).
+    a = F.where(F.lt(out, 0), -x, x)
+    at_zero = F.logical_and(F.eq(x, 0), F.ge(1 / n, 0))
+    # a power, never sqrt: SymPy's a**(-1/2) would be computed as 1/sqrt(a), nan at
+    # -inf where pow (PyTorch's) gives 0
+    exponent = sp.UnevaluatedExpr(1 / n - 1) if n.is_Number else 1 / n - 1
+    dx = a**exponent / n
+    if not n.is_Number:  # 0 where 1/n == 0, as pow's d/da where its exponent is 0
+        dx = F.where(F.eq(1 / n, 0), 0, dx)
+    return dx, _unless_number(n, lambda: F.where(at_zero, 0, -out * sp.log(a) / n**2))
+
+
+def _mp_root(mp: Any, x: Any, n: Any) -> Any:
+    if x < 0 and n % 2 == 1:
+        return -mp.power(-x, 1 / n)
+    value = mp.power(x, 1 / n)  # complex for x < 0 unless 1/n is an integer
+    return mp.re(value) if mp.im(value) == 0 else mp.nan
+
+
+def _log_of(b: sp.Expr) -> sp.Expr:
+    """log(b), computed, not evaluated by SymPy where b is a number: log(1) = 0 would
+    make 1/(x*log(b)) zoo, log(-2) is complex; NumPy gives inf and nan there."""
+    return sp.log(b, evaluate=False) if b.is_Number else sp.log(b)
+
+
+def _recip(x: sp.Expr) -> sp.Expr:
+    """1/x kept whole (not x**-2 when squared): the u of PyTorch's f(1/x), whose
+    autograd squares it (the reciprocal's -u**2)."""
+    return sp.UnevaluatedExpr(1 / x)
+
+
+def _unless_number(arg: sp.Expr, partial: Callable[[], sp.Expr]) -> sp.Expr:
+    """The partial for `arg`, not built where `arg` is a number (no gradient flows
+    into a number; SymPy would evaluate log(0)**2 and fail)."""
+    return sp.S.Zero if arg.is_Number else partial()
+
+
+def _sinc_grad(x: sp.Expr, out: sp.Expr) -> tuple[sp.Expr]:
+    # PyTorch's sinc_backward: (pi x cos(pi x) - sin(pi x)) / (x**2 pi), taken as 0
+    # (selected) where x**2 pi is 0: at x = 0, and where x**2 underflows
+    # (grouped as PyTorch computes it: g * (numerator / square), so that the
+    # cancellation in the numerator near 0 rounds the same way)
+    px = sp.pi * x
+    square = sp.UnevaluatedExpr(x**2 * sp.pi)
+    quotient = sp.UnevaluatedExpr((px * sp.cos(px) - sp.sin(px)) / square)
+    return (F.select(F.ne(square, 0), quotient),)
+
+
 RULES: tuple[Rule, ...] = (
     # --- arithmetic: SymPy's own Add, Mul and Pow -------------------------------------
     Rule(
@@ -385,7 +452,8 @@ RULES: tuple[Rule, ...] = (
         "pow",
         sp.Pow,
         "a ** b",
-        "power; also written a ^ b",
+        "power; also written a ^ b and pow(a, b)",
+        names=("pow",),
         public=True,
         grad=_pow_grad,
         shown=_pow_shown,
@@ -419,6 +487,48 @@ RULES: tuple[Rule, ...] = (
         domain=((0.1, 5),),
         kinks_at=((0.0,),),
         mpmath=lambda mp, x: mp.sqrt(x),
+    ),
+    Rule(
+        "cbrt",
+        F.cbrt,
+        "cbrt(x)",
+        "real cube root: cbrt(-8) = -2",
+        names=("cbrt",),
+        grad=lambda x, out: (1 / (3 * out**2),),
+        shown=lambda x, out: (1 / (3 * F.cbrt(x) ** 2),),
+        kink="at 0 the derivative is inf, as PyTorch's x ** (1/3) and sqrt give and "
+        "JAX's cbrt (PyTorch has no cbrt; its sign(x) * abs(x) ** (1/3) gives nan: "
+        "0 * inf)",
+        numpy="np.cbrt({0})",
+        latex=r"\sqrt[3]{{{0}}}",
+        torch=lambda t, x: _torch_real_root(t, x, 3),
+        kinks_at=((0.0,),),
+        mpmath=lambda mp, x: mp.sign(x) * mp.cbrt(abs(x)),
+        torch_composite=True,
+    ),
+    Rule(
+        "root",
+        F.root,
+        "root(x, n)",
+        "real n-th root (n an integer): root(-8, 3) = -2, root(-8, 2) is nan",
+        names=("root",),
+        arity=(2, 2),
+        grad=_root_grad,
+        shown=lambda x, n, out: (
+            1 / (n * F.root(x, n) ** (n - 1)),
+            -F.root(x, n) * sp.log(sp.Abs(x)) / n**2,
+        ),
+        kink="at 0 the derivative is inf for n > 1, as PyTorch's x ** (1/n); x < 0 "
+        "gives -root(-x, n) for an odd integer n, else nan, as x ** (1/n) (n is meant "
+        "to be a constant: d/dn is that of abs(x) ** (1/n), x's sign kept)",
+        numpy="_root({0}, {1})",
+        latex=r"\sqrt[{1}]{{{0}}}",
+        torch=_torch_real_root,
+        # n = 3 at random points: odd roots of negative x; other n at the kinks
+        domain=((-3, 3), (3, 3)),
+        kinks_at=((0.0, 3.0), (0.0, 2.0), (-8.0, 2.0), (0.0, 1.0)),
+        mpmath=_mp_root,
+        torch_composite=True,
     ),
     # --- piecewise constant
     Rule(
@@ -580,6 +690,34 @@ RULES: tuple[Rule, ...] = (
         torch=lambda t, x: t.log1p(x),
         domain=((-0.9, 5),),
         mpmath=lambda mp, x: mp.log1p(x),
+    ),
+    Rule(
+        "log_base",
+        F.log_base,
+        "log(x, base)",
+        "logarithm to a base, log(x) / log(base)",
+        names=("log",),
+        arity=(2, 2),
+        # as PyTorch's log(x) / log(base): d/dbase through the division's
+        # -(out / log(base)) (computed from the quotient), then log's 1/base
+        grad=lambda x, b, out: (
+            1 / (x * _log_of(b)),
+            _unless_number(b, lambda: -sp.UnevaluatedExpr(out / sp.log(b)) / b),
+        ),
+        shown=lambda x, b, out: (
+            1 / (x * _log_of(b)),
+            _unless_number(b, lambda: -sp.log(x) / (b * sp.log(b) ** 2)),
+        ),
+        # forward mode as PyTorch's for log(x) / log(b): one division, (-inf, not
+        # nan, at b = 1)
+        tangent=lambda x, b, out, dx, db: (dx / x - db / b * out) / sp.log(b),
+        numpy="_log_base({0}, {1})",
+        latex=r"\log_{{{1}}}\left({0}\right)",
+        torch=lambda t, x, b: t.log(x) / t.log(b),
+        domain=((0.1, 5), (1.5, 5)),
+        kinks_at=((0.0, 2.0), (2.0, 1.0)),
+        mpmath=lambda mp, x, b: mp.log(x) / mp.log(b),
+        torch_composite=True,
     ),
     # --- trigonometric and hyperbolic
     Rule(
@@ -763,7 +901,216 @@ RULES: tuple[Rule, ...] = (
         domain=((-0.95, 0.95),),
         mpmath=lambda mp, x: mp.atanh(x),
     ),
+    # --- reciprocal trigonometric and hyperbolic: PyTorch has none of them; each
+    # reference is what a PyTorch user writes (1 / cos(x), acos(1 / x), ...), and each
+    # rule computes what PyTorch's autograd computes for it (the reciprocal's
+    # -out**2, then the outer function's rule at u = 1/x), overflow and underflow
+    # included; `shown` is the textbook form
+    Rule(
+        "sec",
+        sp.sec,
+        "sec(x)",
+        "secant, 1 / cos(x)",
+        names=("sec",),
+        grad=lambda x, out: (sp.sin(x) * out**2,),
+        shown=lambda x, out: (sp.tan(x) * sp.sec(x),),
+        numpy="1 / np.cos({0})",
+        torch=lambda t, x: 1 / t.cos(x),
+        domain=((-1.4, 1.4),),
+        mpmath=lambda mp, x: mp.sec(x),
+        torch_composite=True,
+    ),
+    Rule(
+        "csc",
+        sp.csc,
+        "csc(x)",
+        "cosecant, 1 / sin(x)",
+        names=("csc",),
+        grad=lambda x, out: (-sp.cos(x) * out**2,),
+        shown=lambda x, out: (-sp.cot(x) * sp.csc(x),),
+        numpy="1 / np.sin({0})",
+        torch=lambda t, x: 1 / t.sin(x),
+        domain=((0.2, 2.9),),
+        kinks_at=((0.0,),),  # the pole: -inf
+        mpmath=lambda mp, x: mp.csc(x),
+        torch_composite=True,
+    ),
+    Rule(
+        "cot",
+        sp.cot,
+        "cot(x)",
+        "cotangent, 1 / tan(x)",
+        names=("cot",),
+        grad=lambda x, out: (-(out**2) * (1 + sp.tan(x) ** 2),),
+        shown=lambda x, out: (-(sp.csc(x) ** 2),),
+        numpy="1 / np.tan({0})",
+        torch=lambda t, x: 1 / t.tan(x),
+        domain=((0.2, 2.9),),
+        kinks_at=((0.0,),),  # the pole: -inf
+        mpmath=lambda mp, x: mp.cot(x),
+        torch_composite=True,
+    ),
+    Rule(
+        "asec",
+        sp.asec,
+        "asec(x)",
+        "inverse secant, acos(1 / x), for abs(x) >= 1",
+        names=("asec", "arcsec"),
+        grad=lambda x, out: (_recip(x) ** 2 / sp.sqrt(1 - _recip(x) ** 2),),
+        shown=lambda x, out: (1 / (sp.Abs(x) * sp.sqrt(x**2 - 1)),),
+        numpy="np.arccos(1 / {0})",
+        torch=lambda t, x: t.acos(1 / x),
+        domain=((1.1, 4),),
+        kinks_at=((1.0,), (-1.0,)),  # the ends of its domain: inf
+        mpmath=lambda mp, x: mp.asec(x),
+        torch_composite=True,
+    ),
+    Rule(
+        "acsc",
+        sp.acsc,
+        "acsc(x)",
+        "inverse cosecant, asin(1 / x), for abs(x) >= 1",
+        names=("acsc", "arccsc"),
+        grad=lambda x, out: (-(_recip(x) ** 2) / sp.sqrt(1 - _recip(x) ** 2),),
+        shown=lambda x, out: (-1 / (sp.Abs(x) * sp.sqrt(x**2 - 1)),),
+        numpy="np.arcsin(1 / {0})",
+        torch=lambda t, x: t.asin(1 / x),
+        domain=((1.1, 4),),
+        kinks_at=((1.0,), (-1.0,)),  # the ends of its domain: -inf
+        mpmath=lambda mp, x: mp.acsc(x),
+        torch_composite=True,
+    ),
+    Rule(
+        "acot",
+        sp.acot,
+        "acot(x)",
+        "inverse cotangent, atan(1 / x): acot(0) = pi/2, acot(-1) = -pi/4",
+        names=("acot", "arccot"),
+        grad=lambda x, out: (-(_recip(x) ** 2) / (1 + _recip(x) ** 2),),
+        shown=lambda x, out: (-1 / (x**2 + 1),),
+        kink="acot jumps at 0 (from -pi/2 to pi/2 = acot(0)): the derivative there is "
+        "nan, as PyTorch's atan(1/x) gives (inf/inf; also where abs(x) < 1e-154 and "
+        "(1/x)**2 overflows)",
+        numpy="np.arctan(1 / {0})",
+        torch=lambda t, x: t.atan(1 / x),
+        kinks_at=((0.0,),),
+        mpmath=lambda mp, x: mp.acot(x),
+        kinks=lambda x: ((x, 0.0, False),),
+        torch_composite=True,
+    ),
+    Rule(
+        "sech",
+        sp.sech,
+        "sech(x)",
+        "hyperbolic secant, 1 / cosh(x)",
+        names=("sech",),
+        # PyTorch's -out**2 * sinh(x), but 0 where out is 0 (abs(x) > 710: PyTorch's
+        # is 0 * inf = nan there)
+        grad=lambda x, out: (F.select(F.ne(out, 0), -(out**2) * sp.sinh(x)),),
+        shown=lambda x, out: (-sp.tanh(x) * sp.sech(x),),
+        numpy="1 / np.cosh({0})",
+        torch=lambda t, x: 1 / t.cosh(x),
+        mpmath=lambda mp, x: mp.sech(x),
+        torch_composite=True,
+    ),
+    Rule(
+        "csch",
+        sp.csch,
+        "csch(x)",
+        "hyperbolic cosecant, 1 / sinh(x)",
+        names=("csch",),
+        # PyTorch's -out**2 * cosh(x), but 0 where out is 0 (abs(x) > 710: PyTorch's
+        # is 0 * inf = nan there)
+        grad=lambda x, out: (F.select(F.ne(out, 0), -(out**2) * sp.cosh(x)),),
+        shown=lambda x, out: (-sp.coth(x) * sp.csch(x),),
+        numpy="1 / np.sinh({0})",
+        torch=lambda t, x: 1 / t.sinh(x),
+        domain=((0.2, 3),),
+        kinks_at=((0.0,),),  # the pole: -inf
+        mpmath=lambda mp, x: mp.csch(x),
+        torch_composite=True,
+    ),
+    Rule(
+        "coth",
+        sp.coth,
+        "coth(x)",
+        "hyperbolic cotangent, 1 / tanh(x)",
+        names=("coth",),
+        grad=lambda x, out: (-(out**2) * (1 - sp.tanh(x) ** 2),),
+        shown=lambda x, out: (-(sp.csch(x) ** 2),),
+        numpy="1 / np.tanh({0})",
+        torch=lambda t, x: 1 / t.tanh(x),
+        domain=((0.2, 3),),
+        kinks_at=((0.0,),),  # the pole: -inf
+        mpmath=lambda mp, x: mp.coth(x),
+        torch_composite=True,
+    ),
+    Rule(
+        "asech",
+        sp.asech,
+        "asech(x)",
+        "inverse hyperbolic secant, acosh(1 / x), for 0 < x <= 1",
+        names=("asech", "arcsech"),
+        grad=lambda x, out: (-(_recip(x) ** 2) / sp.sqrt(_recip(x) ** 2 - 1),),
+        shown=lambda x, out: (-1 / (x * sp.sqrt(1 - x**2)),),
+        kink="at 0 the derivative is nan, as PyTorch's acosh(1/x) gives (inf/inf; "
+        "also where abs(x) < 1e-154 and (1/x)**2 overflows)",
+        numpy="np.arccosh(1 / {0})",
+        torch=lambda t, x: t.acosh(1 / x),
+        domain=((0.1, 0.95),),
+        kinks_at=((1.0,), (0.0,)),  # the ends of its domain: -inf, nan
+        mpmath=lambda mp, x: mp.asech(x),
+        torch_composite=True,
+    ),
+    Rule(
+        "acsch",
+        sp.acsch,
+        "acsch(x)",
+        "inverse hyperbolic cosecant, asinh(1 / x)",
+        names=("acsch", "arccsch"),
+        grad=lambda x, out: (-(_recip(x) ** 2) / sp.sqrt(_recip(x) ** 2 + 1),),
+        shown=lambda x, out: (-1 / (sp.Abs(x) * sp.sqrt(x**2 + 1)),),
+        kink="at 0, its pole, the derivative is nan, as PyTorch's asinh(1/x) gives "
+        "(inf/inf; also where abs(x) < 1e-154 and (1/x)**2 overflows)",
+        numpy="np.arcsinh(1 / {0})",
+        torch=lambda t, x: t.asinh(1 / x),
+        domain=((0.2, 3),),
+        kinks_at=((0.0,),),
+        mpmath=lambda mp, x: mp.acsch(x),
+        torch_composite=True,
+    ),
+    Rule(
+        "acoth",
+        sp.acoth,
+        "acoth(x)",
+        "inverse hyperbolic cotangent, atanh(1 / x), for abs(x) > 1",
+        names=("acoth", "arccoth"),
+        grad=lambda x, out: (-(_recip(x) ** 2) / (1 - _recip(x) ** 2),),
+        shown=lambda x, out: (1 / (1 - x**2),),
+        numpy="np.arctanh(1 / {0})",
+        torch=lambda t, x: t.atanh(1 / x),
+        domain=((1.1, 4),),
+        kinks_at=((1.0,), (-1.0,)),  # the ends of its domain: -inf
+        mpmath=lambda mp, x: mp.acoth(x),
+        torch_composite=True,
+    ),
     # --- special functions
+    Rule(
+        "sinc",
+        F.sinc,
+        "sinc(x)",
+        "normalised sinc, sin(pi x) / (pi x), and 1 at 0, as numpy.sinc and torch.sinc",
+        names=("sinc",),
+        grad=_sinc_grad,
+        shown=lambda x, out: ((sp.cos(sp.pi * x) - F.sinc(x)) / x,),
+        kink="at 0, where the formula is 0/0, the derivative is its limit 0, as "
+        "PyTorch (0 wherever x**2 underflows, as PyTorch)",
+        numpy="np.sinc({0})",
+        latex=r"\operatorname{{sinc}}\left({0}\right)",
+        torch=lambda t, x: t.sinc(x),
+        kinks_at=((0.0,), (1e-200,)),
+        mpmath=lambda mp, x: mp.sincpi(x),
+    ),
     Rule(
         "erf",
         sp.erf,

@@ -210,6 +210,8 @@ def _quotients(expr: sp.Expr, known: Collection[type]) -> sp.Expr:
     if not quotients and not reciprocals:
         return expr
 
+    inverse = {r: f for f, r in reciprocals.items()}
+
     def rewrite(product: sp.Expr) -> sp.Expr:
         powers: dict[tuple[type, sp.Expr], sp.Expr] = {}
         others: list[sp.Expr] = []
@@ -220,6 +222,11 @@ def _quotients(expr: sp.Expr, known: Collection[type]) -> sp.Expr:
                 and len(base.args) == 1
                 and (exponent.is_Integer)
             ):
+                func = inverse.get(base.func)
+                if func is not None:  # sec(u)**k, rewritten already: cos(u)**-k
+                    key = (func, base.args[0])
+                    powers[key] = powers.get(key, sp.S.Zero) - exponent
+                    continue
                 key = (base.func, base.args[0])
                 powers[key] = powers.get(key, sp.S.Zero) + exponent
             else:

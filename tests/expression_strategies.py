@@ -7,7 +7,8 @@ called by each of its names with each argument count its arity allows (n-ary max
 with 2 to 4 arguments; counts whose builder wants literal numbers, such as norm's p, are
 left to the rows spelled with them). A row without names is generated from its
 `signature`, read by Python's parser as a template whose free names are holes: `a ** b`,
-`a < b`, `not a`, `norm(x, inf)`, `digamma(x)`. The spellings of `registry.SPELLINGS`
+`a < b`, `not a`, `norm(x, inf)`, `digamma(x)`; an operator's row with names too
+(`a ** b`, `pow(a, b)`) is generated both ways. The spellings of `registry.SPELLINGS`
 (sqrt, trigamma, ...) are calls too. Around those, the strategy adds what the grammar
 has beyond single functions: `-`, `/`, unary minus, `^` for power, comparison chains,
 `and`/`or` chains, `where` on comparisons, masks used as numbers, repeated
@@ -73,12 +74,13 @@ class Form:
     call: bool = False  # the holes are a call's arguments: no parentheses needed
 
 
-def _call_form(name: str, count: int, domains: tuple) -> Form:
+def _call_form(name: str, count: int, domains: tuple, is_pow: bool = False) -> Form:
     return Form(
         f"{name}/{count}",
         count,
         lambda args, name=name: f"{name}({', '.join(args)})",
         domains,
+        is_pow=is_pow,
         call=True,
     )
 
@@ -150,8 +152,9 @@ def _registry_forms() -> list[Form]:
     for rule in registry.RULES:
         if rule.name not in PUBLIC:
             continue
-        if not rule.names:
+        if not rule.names or rule.operator is not None:  # `a ** b` and `pow(a, b)`
             forms.append(_template_form(rule))
+        if not rule.names:
             continue
         low, high = rule.arity
         top = low + MAX_NARY - 2 if high is None else high
@@ -160,7 +163,9 @@ def _registry_forms() -> list[Form]:
                 if not _accepts_placeholders(rule.build, count):
                     continue  # e.g. norm(x, p): p must be a literal (norm1/norminf)
             for name in rule.names:
-                forms.append(_call_form(name, count, _domains(rule, count)))
+                forms.append(
+                    _call_form(name, count, _domains(rule, count), rule.cls is sp.Pow)
+                )
     return forms
 
 

@@ -122,6 +122,8 @@ def _at(expr: sp.Expr, names: list[str], point: list[mpmath.mpf]) -> object:
         value = values_at(expr, names, point)
     except (ArithmeticError, ValueError, TypeError):
         return None  # undefined there (a pole, log of a negative number)
+    except RecursionError:  # SymPy's mpmath printer rewrites sech/acoth/... in a
+        return None  # circle for some arguments: no reference for that formula
     if not isinstance(value, (mpmath.mpf, int, float)) or not mpmath.isfinite(value):
         return None
     return value
