@@ -247,7 +247,17 @@ def render_module(
             deleting(
                 program.forward,
                 {program.value},
-                _uses(program.backward) | _uses(program.default_backward),
+                _uses(program.backward)
+                | _uses(program.default_backward)
+                # a gradient that is a forward value itself (0*exp(z)'s is 0*exp(z))
+                | {
+                    name
+                    for code in (
+                        *program.gradients.values(),
+                        *program.default_gradients.values(),
+                    )
+                    for name in _TEMPORARY.findall(code)
+                },
             ),
             " " * 8,
         )

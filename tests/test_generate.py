@@ -277,3 +277,13 @@ def test_generate_wrt_makes_the_other_inputs_parameters(cli, tmp_path) -> None:
     _, tangent = module.jvp((2.0, x, 0.5), (1.0, 0.0))
     np.testing.assert_array_equal(tangent, x)
     assert "_grad_x" not in path.read_text()
+
+
+def test_a_gradient_that_is_a_forward_value_is_not_deleted_first() -> None:
+    """0*exp(z)'s gradient is the node 0*exp(z) itself (hash-consed): the forward
+    pass must keep it for the grad_output=None branch."""
+    module = compiled(symgrad.derive("0*(e ^ z) + e"))
+    value, (grad,) = module.value_and_grad(1.0)
+    _, want = torch_value_and_grad("0*(e ^ z) + e", ("z",), {"z": 1.0})
+    np.testing.assert_array_equal(grad, want[0])
+    np.testing.assert_array_equal(value, np.e)
