@@ -375,8 +375,9 @@ def _second_order_notes(parsed: Parsed) -> list[str]:
         )
     if any(n.op == "pow" and not any(a.is_const for a in n.args) for n in nodes):
         notes.append(
-            "second order of a**b at b = 0: the Hessian is symmetric (d2/dadb = 1/a); "
-            "PyTorch's double backward gives 0 one way round"
+            "second order of a**b at b = 0: as PyTorch's double backward, whose "
+            "d/db of d/da is 0 there (the selected partial), though d2/dadb = 1/a: "
+            "the Hessian is not symmetric at b = 0"
         )
     return notes
 

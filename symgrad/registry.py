@@ -147,10 +147,9 @@ def _pow_grad(b: sp.Expr, e: sp.Expr, out: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
         db = sp.S.Zero
     elif e.is_Number:
         db = e * b ** (e - 1)
-    else:  # 0 where b == e == 0 (0 * 0**-1 would be nan); a product, so that its
-        # slope in e at e = 0 is 1/b: the Hessian is symmetric (PyTorch's where makes
-        # it 0 there, and its double backward asymmetric)
-        db = e * F.where(F.logical_and(F.eq(b, 0), F.eq(e, 0)), 0, b ** (e - 1))
+    else:  # selected at e == 0, as PyTorch (an inf upstream gives 0 there, not nan);
+        # so at e == 0 the Hessian's d/de of this is 0, as PyTorch's double backward
+        db = F.where(F.eq(e, 0), 0, e * b ** (e - 1))
     if e.is_Number:
         de = sp.S.Zero
     elif b.is_Number:

@@ -171,9 +171,9 @@ def _root(x, n):
     is an odd integer (root(-8, 3) is -2; an even n of a negative x is nan, as
     x ** (1/2)). In the dtype of its arguments, Python numbers weak (as x ** (1/n))."""
     dtype = np.result_type(x, n)
-    n = np.asarray(n, dtype=dtype)  # 1 / n: inf for n = 0, no ZeroDivisionError
+    n = _cast(n, dtype)  # 1 / n: inf for n = 0, no ZeroDivisionError
     odd = np.signbit(x) & (np.remainder(n, 2) == 1)  # root(-0.0, 3) is -0.0
-    base = np.asarray(np.where(odd, -x, x), dtype=dtype)
+    base = _cast(np.where(odd, -x, x), dtype)
     r = base ** (1 / n)
     # NumPy takes a power by a scalar 0.5 as sqrt: nan at -inf, where its own array
     # exponents, C's pow and PyTorch's tensor exponents give inf
@@ -185,7 +185,7 @@ def _log_base(x, base):
     """log(x) / log(base), in the dtype of its arguments with Python numbers weak (a
     number base is a float32 one beside a float32 x, as PyTorch casts it)."""
     dtype = np.result_type(x, base)
-    return np.log(np.asarray(x, dtype=dtype)) / np.log(np.asarray(base, dtype=dtype))
+    return np.log(_cast(x, dtype)) / np.log(_cast(base, dtype))
 
 
 def _clip(x, lo, hi):
