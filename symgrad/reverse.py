@@ -178,10 +178,15 @@ class Program:
         return self.hessian_entries.get((i, j) if i >= j else (j, i))
 
     def bindings(
-        self, values: Mapping[str, Any], grad_output: Any = None
+        self,
+        values: Mapping[str, Any],
+        grad_output: Any = None,
+        tangents: Mapping[str, Any] | None = None,
     ) -> dict[int, Any]:
-        """Input values (converted as generated modules convert them) by node id."""
-        from symgrad.evaluate import as_input
+        """Input values (converted as generated modules convert them) by node id,
+        and with `tangents` each wrt input's tangent (or vector), as `_as_tangent`
+        gives it the shape and dtype of its input."""
+        from symgrad.evaluate import as_input, helper
 
         bound = {self.input_nodes[n].id: as_input(values[n]) for n in self.inputs}
         grad_node = self.graph.find_input(GRAD_OUTPUT)
@@ -190,6 +195,11 @@ class Program:
 
             seed = 1.0 if grad_output is None else np.asarray(grad_output)
             bound[grad_node.id] = seed
+        if tangents is not None:
+            as_tangent = helper("_as_tangent")
+            for n, node in self.tangent_inputs.items():
+                primal = bound[self.input_nodes[n].id]
+                bound[node.id] = as_tangent(tangents[n], primal)
         return bound
 
     def evaluate(
@@ -235,10 +245,7 @@ class Program:
 
         from symgrad import evaluate
 
-        as_tangent = evaluate.helper("_as_tangent")
-        bound = self.bindings(values)
-        for n, node in self.tangent_inputs.items():
-            bound[node.id] = as_tangent(tangents[n], bound[self.input_nodes[n].id])
+        bound = self.bindings(values, tangents=tangents)
         out = self.jvp_output
         computed = evaluate.run(
             ancestors([self.output] + ([out] if out is not None else [])), bound
@@ -259,10 +266,7 @@ class Program:
 
         from symgrad import evaluate
 
-        bound = self.bindings(values, grad_output)
-        as_tangent = evaluate.helper("_as_tangent")
-        for n, node in self.tangent_inputs.items():
-            bound[node.id] = as_tangent(vectors[n], bound[self.input_nodes[n].id])
+        bound = self.bindings(values, grad_output, tangents=vectors)
         outs = [o for o in self.hvp_outputs.values() if o is not None]
         computed = evaluate.run(ancestors([self.output, *outs]), bound)
         value = np.asarray(computed[self.output.id])

@@ -169,11 +169,9 @@ def _hvp_terms(function, names, primals, tangents, grad_output) -> float:
     outs = [o for o in program.hvp_outputs.values() if o is not None]
     if not outs:
         return 0.0
-    bound = program.bindings(dict(zip(names, primals, strict=True)), grad_output)
-    for n, node in program.tangent_inputs.items():
-        bound[node.id] = evaluate.helper("_as_tangent")(
-            tangents[n], bound[program.input_nodes[n].id]
-        )
+    bound = program.bindings(
+        dict(zip(names, primals, strict=True)), grad_output, tangents=tangents
+    )
     nodes = ancestors(outs)
     backward = {n.id for n in ancestors(list(program.backward.adjoints.values()))}
     with warnings.catch_warnings():

@@ -20,7 +20,7 @@ from symgrad import registry
 from symgrad.graph import ancestors
 from symgrad.oracles import (
     mpmath_hessian,
-    torch_function,
+    torch_forward_over_reverse,
     torch_hessian,
     torch_hvp,
     torch_jvp,
@@ -54,21 +54,6 @@ def rtol_of(f, floor: float = 1e-11) -> float:
     outs = [n for n in f.program.hvp_outputs.values() if n is not None]
     rows = {n.op for n in ancestors(outs) if n.op in registry.BY_NAME}
     return max([floor, *(10 * registry.BY_NAME[r].torch_rtol for r in rows)])
-
-
-def torch_forward_over_reverse(text, names, args, vectors):
-    """H v by torch.func: the jvp of the gradient (PyTorch's other second order)."""
-    import torch
-
-    fn = torch_function(text, names)
-    primals = tuple(torch.tensor(np.asarray(args[n])) for n in names)
-    tangents = tuple(
-        torch.tensor(np.asarray(vectors[n])).expand(p.shape)
-        for n, p in zip(names, primals, strict=True)
-    )
-    grad = torch.func.grad(lambda *ts: fn(*ts).sum(), argnums=tuple(range(len(names))))
-    _, products = torch.func.jvp(grad, primals, tangents)
-    return [p.detach().numpy(force=True) for p in products]
 
 
 def directions(args, seed: int):

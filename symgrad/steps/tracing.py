@@ -641,10 +641,7 @@ def _tangent_steps(
         from symgrad import evaluate
         from symgrad.graph import ancestors
 
-        bound = prog.bindings(at)
-        as_tangent = evaluate.helper("_as_tangent")
-        for n, node in prog.tangent_inputs.items():
-            bound[node.id] = as_tangent(seeds[n], bound[prog.input_nodes[n].id])
+        bound = prog.bindings(at, tangents=seeds)
         wanted = [prog.output, *prog.forward_tangents.values()]
         values = evaluate.run(ancestors(wanted), bound)
     steps: list[Step] = []
