@@ -20,6 +20,7 @@ from typing import Any
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from symgrad import functions as F
@@ -98,6 +99,12 @@ class TextPrinter(StrPrinter):
             return super()._as_ordered_terms(expr, order=order)
         except (ArithmeticError, TypeError, ValueError):
             return list(expr.args)
+
+    def _print_Mul(self, expr: sp.Expr) -> str:
+        if any(a is sp.nan for a in expr.args):  # kept as written (nan/nan): SymPy's
+            # printer would compare the nan coefficient with 0 and raise
+            return "*".join(self.parenthesize(a, PRECEDENCE["Mul"]) for a in expr.args)
+        return super()._print_Mul(expr)
 
     def _print_Function(self, expr: sp.Expr) -> str:
         func = expr.func
@@ -306,6 +313,13 @@ class SymgradLatexPrinter(LatexPrinter):
         return rf"\operatorname{{unslice}}\left({g}, {x}_{{[{i}]}}\right)"
 
     def _print_Mul(self, expr: sp.Expr) -> str:
+        if any(a is sp.nan for a in expr.args):  # as in TextPrinter._print_Mul
+            return r" \cdot ".join(
+                rf"\frac{{1}}{{{self._print(a.base)}}}"
+                if a.is_Pow and a.exp == -1
+                else self.parenthesize(a, PRECEDENCE["Mul"])
+                for a in expr.args
+            )
         # An upright name beside another factor reads as one name or as a function
         # (hi*lo as "hilo", lo*(x + 1) as "lo(x + 1)"): such products take a \cdot.
         settings = self._settings

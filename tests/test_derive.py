@@ -115,3 +115,13 @@ def test_constants_take_pytorchs_values(text: str, value: float) -> None:
     """Where SymPy would make a constant complex or undirected: PyTorch's value."""
     got, _ = symgrad.derive(text).evaluate({"x": np.array(1.0)})
     np.testing.assert_array_equal(got, value)
+
+
+def test_a_nan_kept_as_written_prints(cli) -> None:
+    """nan/nan is kept unevaluated for display; SymPy's own printers compare its
+    nan coefficient with 0 and raise (found by the fuzzer)."""
+    text = "((0/0) / cbrt(y)) / ((0/0) / cbrt(y))"
+    for fmt in ("text", "latex", "json"):
+        result = cli("derive", text, "--format", fmt, "--at", "y=[0,2]")
+        assert result.returncode == 0 and "Traceback" not in result.stderr, fmt
+    assert "f = [nan, nan]" in cli("derive", text, "--at", "y=[0,2]").stdout
