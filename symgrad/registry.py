@@ -699,9 +699,13 @@ RULES: tuple[Rule, ...] = (
         arity=(2, 2),
         # as PyTorch's log(x) / log(base): d/dbase through the division's
         # -(out / log(base)) (computed from the quotient), then log's 1/base
+        # in PyTorch's order, the upstream divided first: (g / log(b)) / x and
+        # (-g * (out / log(b))) / b, so that no 1/(x*log(b)) overflows on its own
         grad=lambda x, b, out: (
-            1 / (x * _log_of(b)),
-            _unless_number(b, lambda: -sp.UnevaluatedExpr(out / sp.log(b)) / b),
+            sp.UnevaluatedExpr(UPSTREAM / _log_of(b)) / x,
+            _unless_number(
+                b, lambda: -(UPSTREAM * sp.UnevaluatedExpr(out / sp.log(b))) / b
+            ),
         ),
         shown=lambda x, b, out: (
             1 / (x * _log_of(b)),

@@ -94,6 +94,18 @@ def test_log_with_a_base_of_both_inputs_against_mpmath() -> None:
     assert float(mpmath.log(5, 0.3)) == pytest.approx(want_value, rel=1e-14)
 
 
+def test_log_with_a_base_divides_the_upstream_first_as_torch() -> None:
+    # log(x, x) is 1 and its derivative 0, the two terms cancelling exactly. Written
+    # 1/(x*log(b)) the x term rounded apart from PyTorch's (g/log(b))/x near the
+    # subnormals (-2.5e291 instead of 0 at 1.8e-310; a fuzz run found it)
+    x = np.array([1.80060509e-310, 4.74488191e-310, 7.70244980e-310, 2.02971851e-309,
+                  9.78731474e-308, 0.5, 2.0, 1e300])
+    xt = torch.tensor(x, requires_grad=True)
+    (want,) = torch.autograd.grad(torch.exp(torch.log(xt) / torch.log(xt)).sum(), xt)
+    _, grad = value_and_grad("exp(log(x, x))", x=x)
+    np.testing.assert_array_equal(grad, want.numpy())
+
+
 def test_sinc_is_normalised_and_flat_at_zero_as_torch_sinc() -> None:
     x = np.array([0.0, -0.0, 1e-200, 0.5, 1.0, -2.0, 3.25])
     value, grad = value_and_grad("sinc(x)", x=x)
