@@ -153,6 +153,16 @@ class Graph:
             if a.op != "const":
                 constant = False
                 break
+        if (
+            op in ("select", "where")
+            and args[0].is_mask
+            and args[1].op == "const"
+            and args[1].value == 1.0
+            and (op == "select" or (args[2].op == "const" and args[2].value == 0.0))
+        ):
+            # 1 where the mask holds, else 0: the mask as a number in the inputs'
+            # dtype (one cast, not an int64 where and a cast)
+            return self.as_number(args[0])
         if constant and args:
             from symgrad.evaluate import fold
 
