@@ -37,6 +37,8 @@ RTOL = 1e-9  # agreement of each peer's value and gradients with symgrad's
 ATOL_SCALE = 1e-12  # atol = ATOL_SCALE * max|symgrad's array| (see README)
 MEMORY_N = 10_000_000
 MEMORY_CASES = ("erf", "exp", "cos_sq", "gelu", "logistic")
+MANY_CORE = False  # --many-core: set in main before any peer is made
+
 PEERS = ("torch", "jax", "autograd", "lambdify")
 
 
@@ -137,14 +139,18 @@ def _load_symgrad_module(case: Case, directory: Path):
 
 
 class SymgradPeer:
-    def __init__(self, case: Case, inputs: dict, directory: Path):
+    def __init__(self, case: Case, inputs: dict, directory: Path, threads: int | None):
         self.module = _load_symgrad_module(case, directory)
         self.names = tuple(self.module.INPUTS)
         self.args = [inputs[name] for name in self.names]
+        self.threads = threads
 
     def run(self):
-        value, grads = self.module.value_and_grad(*self.args)
+        value, grads = self.module.value_and_grad(*self.args, threads=self.threads)
         return value, dict(zip(self.names, grads, strict=True))
+
+    def run_one_thread(self):
+        return self.module.value_and_grad(*self.args)
 
     def forward(self):
         return self.module.forward(*self.args)
@@ -169,7 +175,8 @@ class TorchPeer:
     def __init__(self, case: Case, inputs: dict):
         import torch
 
-        torch.set_num_threads(1)
+        if not MANY_CORE:
+            torch.set_num_threads(1)
         self.torch = torch
         self.m = _torch_namespace(torch)
         self.fn = case.fn
@@ -449,9 +456,9 @@ def run_timing(args) -> None:
             Path(tmp).mkdir(parents=True, exist_ok=True)
         for case in cases:
             inputs = case.inputs(n)
-            sg = SymgradPeer(case, inputs, Path(tmp))
+            sg = SymgradPeer(case, inputs, Path(tmp), None if MANY_CORE else 1)
             reference = sg.run()
-            fns = {"vg": sg.run, "fwd": sg.forward}
+            fns = {"vg": sg.run, "fwd": sg.run_one_thread if MANY_CORE else sg.forward}
             agree = {}
             for name in PEERS:
                 try:
@@ -495,6 +502,10 @@ def run_timing(args) -> None:
         "| expression | symgrad v&g ms | symgrad fwd ms | ratio v&g/fwd | torch | jax "
         "| autograd | lambdify | best peer | symgrad / best peer |"
     )
+    if MANY_CORE:
+        header = header.replace("symgrad v&g ms", "symgrad v&g threads=None ms")
+        header = header.replace("symgrad fwd ms", "symgrad v&g 1 thread ms")
+        header = header.replace("ratio v&g/fwd", "1 thread / threads=None")
     print(header)
     print("|" + "---|" * 10)
     for case, times, cells in rows:
@@ -512,11 +523,10 @@ def run_timing(args) -> None:
             versus = f"{times['vg'] / agreeing[best]:.2f}"
         else:
             best_cell, versus = "n/a", "n/a"
+        ratio = times["fwd"] / times["vg"] if MANY_CORE else times["vg"] / times["fwd"]
         print(
             f"| `{case.expr}` | {_fmt_ms(times['vg'])} | {_fmt_ms(times['fwd'])} "
-            f"| {times['vg'] / times['fwd']:.2f} | "
-            + " | ".join(shown)
-            + f" | {best_cell} | {versus} |"
+            f"| {ratio:.2f} | " + " | ".join(shown) + f" | {best_cell} | {versus} |"
         )
     print()
     print(
@@ -557,13 +567,13 @@ def memory_child(peer_name: str, key: str, n: int) -> None:
     case = CASE_BY_KEY[key]
     with tempfile.TemporaryDirectory(prefix="symgrad_bench_") as tmp:
         if peer_name == "symgrad":
-            small = SymgradPeer(case, case.inputs(1000), Path(tmp))
+            small = SymgradPeer(case, case.inputs(1000), Path(tmp), 1)
         else:
             small = TorchPeer(case, case.inputs(1000))
         small.run()  # warm-up: lazy imports, thread pools, autograd engine
         inputs = case.inputs(n)
         if peer_name == "symgrad":
-            peer = SymgradPeer(case, inputs, Path(tmp))
+            peer = SymgradPeer(case, inputs, Path(tmp), 1)
         else:
             peer = TorchPeer(case, inputs)
         del small
@@ -703,6 +713,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--cases", nargs="*", choices=list(CASE_BY_KEY))
     parser.add_argument("--memory", action="store_true", help="also memory at 1e7")
+    parser.add_argument(
+        "--many-core",
+        action="store_true",
+        help="every tool at its default threads; symgrad with threads=None",
+    )
     parser.add_argument("--memory-n", type=float, default=MEMORY_N)
     parser.add_argument("--memory-only", action="store_true")
     parser.add_argument(
@@ -726,11 +741,14 @@ def main(argv: list[str] | None = None) -> None:
         memory_child(peer, key, int(n))
         return
 
+    global MANY_CORE
+    MANY_CORE = args.many_core
     # JAX: float64, and one thread like the others (set before jax is imported)
-    os.environ.setdefault(
-        "XLA_FLAGS",
-        "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
-    )
+    if not MANY_CORE:
+        os.environ.setdefault(
+            "XLA_FLAGS",
+            "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+        )
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -738,8 +756,12 @@ def main(argv: list[str] | None = None) -> None:
     print(versions())
     print(
         f"{platform.machine()}, {os.cpu_count()} CPUs, load average "
-        f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}; torch threads 1; "
-        f"XLA_FLAGS={os.environ['XLA_FLAGS']!r}"
+        f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}; "
+        + (
+            "many cores: every tool at its default threads, symgrad threads=None"
+            if MANY_CORE
+            else f"torch threads 1; XLA_FLAGS={os.environ['XLA_FLAGS']!r}"
+        )
     )
     print()
     if not args.memory_only:

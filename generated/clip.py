@@ -36,22 +36,37 @@ EXPRESSION = 'clip(x, 1.5, 5.5)'
 CONVENTION = 'torch'
 
 
-def forward(x):
-    """The value of the expression."""
+def forward(x, *, threads=1):
+    """The value of the expression.
+
+    threads (default 1): the number of threads (None: one per core) that compute
+    slices of large inputs (2**17 elements or more) in parallel; the value is the same.
+    """
     x = _as_input(x)
+    _value = _in_threads(forward, (x,), None, threads, None)
+    if _value is not None:
+        return _value
     with np.errstate(all="ignore"):
         _v1 = _clip(x, 1.5, 5.5)
     return _as_array(_v1)
 
 
-def value_and_grad(x, grad_output=None):
+def value_and_grad(x, grad_output=None, *, threads=1):
     """The value and the gradient of each input of WRT, in WRT order (the other
     inputs are parameters: no gradient is computed for them).
 
     grad_output (default: ones) is the upstream gradient, shaped like the value; each
     gradient has exactly the shape and dtype of its input.
+
+    threads (default 1): the number of threads (None: one per core) that compute
+    slices of large inputs in parallel (see forward). The value and the gradients are
+    the same, but for an input broadcast along the sliced axis (a scalar parameter):
+    its gradient is the sum of the slices' sums, which may differ in the last digits.
     """
     x = _as_input(x)
+    _result = _in_threads(value_and_grad, (x,), grad_output, threads, (0,))
+    if _result is not None:
+        return _result
     with np.errstate(all="ignore"):
         _v1 = _clip(x, 1.5, 5.5)
         if grad_output is None:  # the gradient of sum(value)
@@ -59,10 +74,11 @@ def value_and_grad(x, grad_output=None):
             _g2 = (x >= 1.5)
             _g3 = np.logical_and(_g2, _g1)
             del _g1, _g2
-            _g4 = np.where(_g3, 1, 0)
-            del _g3
-            _grad_x = _g4
-            del _g4
+            _dtype = _input_dtype(x)
+            _g5 = _cast(_g3, _dtype)
+            del _dtype, _g3
+            _grad_x = _g5
+            del _g5
         else:
             grad_output = _as_array(grad_output)
             _g1 = (x <= 5.5)
@@ -78,9 +94,9 @@ def value_and_grad(x, grad_output=None):
     return _value, (_grad_like(_grad_x, x, _keep),)
 
 
-def backward(x, grad_output=None):
+def backward(x, grad_output=None, *, threads=1):
     """The gradient of each input of WRT, in WRT order (see value_and_grad)."""
-    return value_and_grad(x, grad_output=grad_output)[1]
+    return value_and_grad(x, grad_output=grad_output, threads=threads)[1]
 
 
 def jvp(primals, tangents):
@@ -135,6 +151,11 @@ def _as_tangent(tangent, primal):
     if np.shape(array) != np.shape(primal):
         array = np.broadcast_to(array, np.shape(primal))
     return array
+
+
+def _cast(x, dtype):
+    """`x` as an array of `dtype` (a mask used as a number: exact 0 and 1)."""
+    return x.astype(dtype) if _duck(x) else np.asarray(x, dtype=dtype)
 
 
 def _clip(x, lo, hi):
@@ -193,6 +214,92 @@ def _grad_like(grad, value, keep):
         return np.array(np.broadcast_to(grad, shape), dtype=value.dtype)
 
 
+def _in_threads(function, inputs, grad_output, threads, gradients):
+    """`function(*inputs)` (forward: gradients is None) or `function(*inputs,
+    grad_output=...)` (value_and_grad: gradients holds the positions in `inputs` of
+    the inputs it returns gradients for), computed by `threads` threads (None: one per
+    core); None where slicing does not apply and the caller computes as usual: one
+    thread asked for, fewer than 2**17 elements, another library's arrays (Dask and
+    CuPy parallelise on their own), or a grad_output that broadcasts the value."""
+    threads = _thread_count(threads)
+    if threads == 1 or any(_duck(a) for a in (*inputs, grad_output)):
+        return None
+    if grad_output is not None:
+        grad_output = np.asarray(grad_output)
+    shape = np.broadcast_shapes(*(np.shape(a) for a in inputs))
+    if grad_output is not None:
+        if np.broadcast_shapes(shape, np.shape(grad_output)) != shape:
+            return None
+    size = math.prod(shape)
+    if size < 2**17:
+        return None
+    axis = max(range(len(shape)), key=lambda i: shape[i])
+    n = shape[axis]
+    # slices of about 2**16 elements (their temporaries stay in cache), at least two
+    # per thread so that a thread slowed down does not hold the others up
+    pieces = min(n, max(2 * threads, size // 2**16))
+    bounds = [n * k // pieces for k in range(pieces + 1)]
+
+    def at(array, k):
+        """The index of slice k of `array`, or None where it broadcasts along it."""
+        i = axis - (len(shape) - np.ndim(array))
+        if i < 0 or np.shape(array)[i] != n:
+            return None
+        return (slice(None),) * i + (slice(bounds[k], bounds[k + 1]),)
+
+    def run(k):
+        parts = [a if at(a, k) is None else a[at(a, k)] for a in inputs]
+        if gradients is None:
+            return function(*parts)
+        upstream = grad_output
+        if grad_output is not None and at(grad_output, k) is not None:
+            upstream = grad_output[at(grad_output, k)]
+        return function(*parts, grad_output=upstream)
+
+    first = run(0)
+    value = np.empty(shape, dtype=(first if gradients is None else first[0]).dtype)
+    grads = []  # an array to fill, or a list of the slices' sums (broadcast input)
+    if gradients is not None:
+        for p, grad in zip(gradients, first[1], strict=True):
+            whole = at(inputs[p], 0) is None
+            grads.append(
+                [None] * pieces if whole else np.empty(np.shape(inputs[p]), grad.dtype)
+            )
+
+    def put(k, result):
+        if gradients is None:
+            value[at(value, k)] = result
+            return
+        value[at(value, k)] = result[0]
+        for p, out, grad in zip(gradients, grads, result[1], strict=True):
+            if isinstance(out, list):
+                out[k] = grad
+            else:
+                out[at(inputs[p], k)] = grad
+
+    put(0, first)
+    pool = _thread_pool(threads)
+    done = [pool.submit(lambda k=k: put(k, run(k))) for k in range(1, pieces)]
+    for future in done:
+        future.result()
+    if gradients is None:
+        return value
+    result = []
+    for out in grads:
+        if isinstance(out, list):  # added in slice order: the same on every run
+            total = out[0]
+            for grad in out[1:]:
+                total = total + grad
+            out = total.astype(out[0].dtype, copy=False)
+        result.append(out)
+    return value, tuple(result)
+
+
+def _input_dtype(*inputs):
+    """The floating dtype of the inputs, which masks used as numbers are cast to."""
+    return np.result_type(*inputs) if inputs else np.dtype(np.float64)
+
+
 def _tangent_like(tangent, value):
     """The output's tangent with exactly the shape and dtype of the value."""
     with np.errstate(all="ignore"):  # a float64 tangent may overflow float32
@@ -200,6 +307,33 @@ def _tangent_like(tangent, value):
         if _duck(full):
             return full.astype(value.dtype)
         return np.array(full, dtype=value.dtype)
+
+
+def _thread_count(threads):
+    """`threads` checked (a positive integer), or None as the cores this process may
+    run on."""
+    if threads is None:
+        import os
+
+        if hasattr(os, "sched_getaffinity"):
+            return len(os.sched_getaffinity(0))
+        return os.cpu_count() or 1
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer or None, not {threads!r}")
+    return threads
+
+
+def _thread_pool(threads):
+    """A pool of `threads` threads, made at the first call that asks for that many and
+    kept by this module (starting threads takes milliseconds, idle ones cost nothing).
+    """
+    pools = _thread_pool.__dict__.setdefault("pools", {})
+    pool = pools.get(threads)
+    if pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = pools.setdefault(threads, ThreadPoolExecutor(threads, "symgrad"))
+    return pool
 
 
 def _unbroadcast(grad, shape, consumer_shape):

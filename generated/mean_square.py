@@ -31,9 +31,14 @@ EXPRESSION = 'mean((x + 2)*(x + 2)*2)'
 CONVENTION = 'torch'
 
 
-def forward(x):
-    """The value of the expression."""
+def forward(x, *, threads=1):
+    """The value of the expression.
+
+    threads: accepted for a uniform interface; this expression reduces over its
+    elements, so it is computed on one thread.
+    """
     x = _as_input(x)
+    _thread_count(threads)
     with np.errstate(all="ignore"):
         _v1 = x + 2
         _v2 = _v1 * _v1
@@ -45,14 +50,18 @@ def forward(x):
     return _as_array(_v4)
 
 
-def value_and_grad(x, grad_output=None):
+def value_and_grad(x, grad_output=None, *, threads=1):
     """The value and the gradient of each input of WRT, in WRT order (the other
     inputs are parameters: no gradient is computed for them).
 
     grad_output (default: ones) is the upstream gradient, shaped like the value; each
     gradient has exactly the shape and dtype of its input.
+
+    threads: accepted for a uniform interface; this expression reduces over its
+    elements, so it is computed on one thread.
     """
     x = _as_input(x)
+    _thread_count(threads)
     with np.errstate(all="ignore"):
         _v1 = x + 2
         _v2 = _v1 * _v1
@@ -91,9 +100,9 @@ def value_and_grad(x, grad_output=None):
     return _value, (_grad_like(_grad_x, x, _keep),)
 
 
-def backward(x, grad_output=None):
+def backward(x, grad_output=None, *, threads=1):
     """The gradient of each input of WRT, in WRT order (see value_and_grad)."""
-    return value_and_grad(x, grad_output=grad_output)[1]
+    return value_and_grad(x, grad_output=grad_output, threads=threads)[1]
 
 
 def jvp(primals, tangents):
@@ -218,6 +227,20 @@ def _tangent_like(tangent, value):
         if _duck(full):
             return full.astype(value.dtype)
         return np.array(full, dtype=value.dtype)
+
+
+def _thread_count(threads):
+    """`threads` checked (a positive integer), or None as the cores this process may
+    run on."""
+    if threads is None:
+        import os
+
+        if hasattr(os, "sched_getaffinity"):
+            return len(os.sched_getaffinity(0))
+        return os.cpu_count() or 1
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer or None, not {threads!r}")
+    return threads
 
 
 def _unbroadcast(grad, shape, consumer_shape):

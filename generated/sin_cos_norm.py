@@ -35,9 +35,14 @@ EXPRESSION = 'sin(cos(norm(x)**2 + 1))'
 CONVENTION = 'torch'
 
 
-def forward(x):
-    """The value of the expression."""
+def forward(x, *, threads=1):
+    """The value of the expression.
+
+    threads: accepted for a uniform interface; this expression reduces over its
+    elements, so it is computed on one thread.
+    """
     x = _as_input(x)
+    _thread_count(threads)
     with np.errstate(all="ignore"):
         _v1 = _norm2(x)
         _v2 = _v1 ** 2
@@ -51,14 +56,18 @@ def forward(x):
     return _as_array(_v5)
 
 
-def value_and_grad(x, grad_output=None):
+def value_and_grad(x, grad_output=None, *, threads=1):
     """The value and the gradient of each input of WRT, in WRT order (the other
     inputs are parameters: no gradient is computed for them).
 
     grad_output (default: ones) is the upstream gradient, shaped like the value; each
     gradient has exactly the shape and dtype of its input.
+
+    threads: accepted for a uniform interface; this expression reduces over its
+    elements, so it is computed on one thread.
     """
     x = _as_input(x)
+    _thread_count(threads)
     with np.errstate(all="ignore"):
         _v1 = _norm2(x)
         _v2 = _v1 ** 2
@@ -117,9 +126,9 @@ def value_and_grad(x, grad_output=None):
     return _value, (_grad_like(_grad_x, x, _keep),)
 
 
-def backward(x, grad_output=None):
+def backward(x, grad_output=None, *, threads=1):
     """The gradient of each input of WRT, in WRT order (see value_and_grad)."""
-    return value_and_grad(x, grad_output=grad_output)[1]
+    return value_and_grad(x, grad_output=grad_output, threads=threads)[1]
 
 
 def jvp(primals, tangents):
@@ -244,15 +253,26 @@ def _grad_like(grad, value, keep):
 
 def _norm2(x):
     """sqrt(sum(x**2)) over all elements, scaled by the largest |x| so that neither
-    underflows nor overflows (1e-200 and 1e200 elements have their exact norms)."""
+    underflows nor overflows (1e-200 and 1e200 elements have their exact norms).
+
+    A NumPy array whose sum of squares is finite and far above the smallest normal
+    number takes it as it is (two passes, not five): it needs no scaling."""
+    if math.prod(np.shape(x)) == 0:
+        return np.sqrt(np.sum(np.abs(x) * np.abs(x)))
+    with np.errstate(all="ignore"):  # an overflow here takes the scaled way
+        square = np.sum(x * x)
+    info = np.finfo(square.dtype)
+    plain = np.isfinite(square) & (square >= info.tiny / info.eps**2)
+    if not _duck(x) and plain:
+        return np.sqrt(square)
     a = np.abs(x)
-    if math.prod(np.shape(a)) == 0:
-        return np.sqrt(np.sum(a * a))
     scale = np.max(a)
     # 0, inf or nan: nothing to scale, and a / 1 and 1 * norm are exact
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1)
     r = a / scale
-    return scale * np.sqrt(np.sum(r * r))
+    scaled = scale * np.sqrt(np.sum(r * r))
+    # another library's array: both ways, lazily, and NumPy's choice between them
+    return np.where(plain, np.sqrt(square), scaled) if _duck(x) else scaled
 
 
 def _tangent_like(tangent, value):
@@ -262,6 +282,20 @@ def _tangent_like(tangent, value):
         if _duck(full):
             return full.astype(value.dtype)
         return np.array(full, dtype=value.dtype)
+
+
+def _thread_count(threads):
+    """`threads` checked (a positive integer), or None as the cores this process may
+    run on."""
+    if threads is None:
+        import os
+
+        if hasattr(os, "sched_getaffinity"):
+            return len(os.sched_getaffinity(0))
+        return os.cpu_count() or 1
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer or None, not {threads!r}")
+    return threads
 
 
 def _unbroadcast(grad, shape, consumer_shape):

@@ -54,6 +54,7 @@ class NumpyProgram:
     hessian_entries: list[str] = field(default_factory=list)
     hessian_sparsity: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
     scalar_hessian: bool = True  # False: the inputs are arrays (x[1:]), no sparse path
+    elementwise: bool = False  # no reduction, no slice: threads= slices the inputs
 
 
 def spell(node: Node, names: dict[int, str]) -> str:
@@ -240,6 +241,7 @@ def lower(program: Program, order: int = 1) -> NumpyProgram:
         wrt=program.wrt,
         jvp=jvp,
         jvp_tangent="0.0" if tangent is None else code_of(tangent, jvp_names),
+        elementwise=program.elementwise,
         **second,
     )
 

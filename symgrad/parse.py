@@ -63,6 +63,7 @@ RESERVED_INPUTS = frozenset(
         "tangents",
         "vectors",
         "WRT",
+        "threads",
         "INPUTS",
         "EXPRESSION",
         "CONVENTION",

@@ -20,6 +20,7 @@ from symgrad.numpy_code import Line, NumpyProgram
 LINE_WIDTH = 88
 ALWAYS_HELPERS = (
     "_as_array",
+    "_thread_count",
     "_as_input",
     "_as_tangent",
     "_grad_like",
@@ -173,7 +174,11 @@ def render_module(
     inputs = program.inputs
     wrt = program.wrt or inputs
     second_order = program.hvp is not None
-    always = ALWAYS_HELPERS + (SECOND_ORDER_HELPERS if second_order else ())
+    always = (
+        ALWAYS_HELPERS
+        + (SECOND_ORDER_HELPERS if second_order else ())
+        + (("_in_threads",) if program.elementwise else ())
+    )
     helpers = tuple(sorted(set(program.helpers) | set(always)))
 
     def deleting(
@@ -187,9 +192,12 @@ def render_module(
     imports.append("import numpy as np")
     signature = ", ".join(inputs)
     signature_grad = f"{signature}, grad_output=None" if inputs else "grad_output=None"
-    if len(signature_grad) > 50:  # many inputs: one per line
+    signature_forward = f"{signature}, *, threads=1" if inputs else "*, threads=1"
+    signature_grad += ", *, threads=1"
+    if len(signature_grad) > 60:  # many inputs: one per line
         signature = "\n" + "".join(f"    {n},\n" for n in inputs)
-        signature_grad = signature + "    grad_output=None,\n"
+        signature_forward = signature + "    *,\n    threads=1,\n"
+        signature_grad = signature + "    grad_output=None,\n    *,\n    threads=1,\n"
     convert = "\n".join(f"    {n} = _as_input({n})" for n in inputs) or "    pass"
     grads = [f"_grad_like(_grad_{n}, {n}, _keep)" for n in wrt]
     # the arrays the caller holds: a gradient that is one of them is copied
@@ -197,14 +205,15 @@ def render_module(
     keep = "\n".join(wrap("_keep = ", f"({kept})", "    ")) if inputs else ""
     returned = "(" + ", ".join(grads) + ("," if len(grads) == 1 else "") + ")"
     gradient_return = "\n".join(wrap("return _value, ", returned, "    "))
-    call = ", ".join([*inputs, "grad_output=grad_output"])
+    call = ", ".join([*inputs, "grad_output=grad_output", "threads=threads"])
     backward_call = "\n".join(
         wrap("return value_and_grad(", f"{call})[1]", "    ")
         if len(call) < 60
         else ["    return value_and_grad("]
         + [f"        {n}," for n in inputs]
-        + ["        grad_output=grad_output,", "    )[1]"]
+        + ["        grad_output=grad_output,", "        threads=threads,", "    )[1]"]
     )
+    positions = tuple(inputs.index(n) for n in wrt)
     context = {
         "title": doc_safe(title),
         "version": version,
@@ -237,7 +246,16 @@ def render_module(
         + "\n)",
         "convention_repr": repr(convention),
         "signature": signature,
+        "signature_forward": signature_forward,
         "signature_grad": signature_grad,
+        "elementwise": program.elementwise,
+        "threads_forward": _call(
+            "_value = _in_threads", f"forward, {_tuple(inputs)}, None, threads, None"
+        ),
+        "threads_grad": _call(
+            "_result = _in_threads",
+            f"value_and_grad, {_tuple(inputs)}, grad_output, threads, {positions!r}",
+        ),
         "convert": convert,
         "forward_body": _body(
             deleting(program.forward, {program.value}, set()), " " * 8
@@ -304,6 +322,26 @@ def _backward_block(program: NumpyProgram, deleting: Any) -> str:
             branch(program.backward, program.gradients, " " * 12),
         ]
     ).rstrip()
+
+
+def _call(head: str, args: str, indent: str = "    ") -> str:
+    """`head(args)` as a statement, its arguments wrapped inside the parentheses."""
+    line = f"{indent}{head}({args})"
+    if len(line) <= LINE_WIDTH:
+        return line
+    inner = indent + "    "
+    body = textwrap.wrap(
+        args,
+        width=LINE_WIDTH - len(inner),
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return "\n".join([f"{indent}{head}("] + [inner + b for b in body] + [indent + ")"])
+
+
+def _tuple(names: tuple[str, ...]) -> str:
+    """Names as a tuple display on one line: `(x,)`, `(x, y)`."""
+    return "(" + ", ".join(names) + ("," if len(names) == 1 else "") + ")"
 
 
 def _tuple_repr(names: tuple[str, ...]) -> str:

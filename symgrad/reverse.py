@@ -137,6 +137,16 @@ class Program:
         return {n: None if g is None else tangents.get(g.id) for n, g in grads.items()}
 
     @functools.cached_property
+    def elementwise(self) -> bool:
+        """Whether every forward step is elementwise (no reduction, no slice): then
+        slices of the inputs give the slices of the value and of the gradients, which
+        is what `threads=` of a generated module computes in parallel."""
+        return not any(
+            n.op in RESHAPING or (n.rule is not None and n.rule.reduction)
+            for n in self.forward_nodes
+        )
+
+    @functools.cached_property
     def scalar_hessian(self) -> bool:
         """Whether the inputs may all be scalars, which the sparse Hessian needs: an
         expression that indexes (x[1:]) takes arrays."""

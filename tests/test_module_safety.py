@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import sys
 import warnings
 
 import numpy as np
@@ -151,10 +152,20 @@ def test_importing_a_module_needs_only_numpy(tmp_path) -> None:
         main(["generate", "erf(x) + clip(x, 0, 1) + digamma(y)", "-o", str(path)]) == 0
     )
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    imported = {
-        alias.name
-        for node in ast.walk(tree)
-        if isinstance(node, (ast.Import, ast.ImportFrom))
-        for alias in node.names
-    }
-    assert imported <= {"numpy", "math"}
+
+    def modules(nodes) -> set[str]:
+        names = set()
+        for node in nodes:
+            if isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                names.add(node.module)
+        return names
+
+    # at import: NumPy and math only
+    assert modules(tree.body) <= {"numpy", "math"}
+    # inside functions: the standard library's os and thread pool, which `threads=`
+    # loads when it is asked for, and nothing else
+    local = modules(ast.walk(tree)) - modules(tree.body)
+    assert local <= {"os", "concurrent.futures"}
+    assert all(name.split(".")[0] in sys.stdlib_module_names for name in local)

@@ -136,15 +136,26 @@ def _size(x):
 
 def _norm2(x):
     """sqrt(sum(x**2)) over all elements, scaled by the largest |x| so that neither
-    underflows nor overflows (1e-200 and 1e200 elements have their exact norms)."""
+    underflows nor overflows (1e-200 and 1e200 elements have their exact norms).
+
+    A NumPy array whose sum of squares is finite and far above the smallest normal
+    number takes it as it is (two passes, not five): it needs no scaling."""
+    if math.prod(np.shape(x)) == 0:
+        return np.sqrt(np.sum(np.abs(x) * np.abs(x)))
+    with np.errstate(all="ignore"):  # an overflow here takes the scaled way
+        square = np.sum(x * x)
+    info = np.finfo(square.dtype)
+    plain = np.isfinite(square) & (square >= info.tiny / info.eps**2)
+    if not _duck(x) and plain:
+        return np.sqrt(square)
     a = np.abs(x)
-    if math.prod(np.shape(a)) == 0:
-        return np.sqrt(np.sum(a * a))
     scale = np.max(a)
     # 0, inf or nan: nothing to scale, and a / 1 and 1 * norm are exact
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1)
     r = a / scale
-    return scale * np.sqrt(np.sum(r * r))
+    scaled = scale * np.sqrt(np.sum(r * r))
+    # another library's array: both ways, lazily, and NumPy's choice between them
+    return np.where(plain, np.sqrt(square), scaled) if _duck(x) else scaled
 
 
 def _any_like(mask, target):
@@ -162,8 +173,14 @@ def _any_like(mask, target):
 
 
 def _sign(x):
-    """-1, 0 or 1, and 0 for nan, as PyTorch's sign ((0 < x) - (x < 0))."""
-    return np.where(np.isnan(x), 0, np.sign(x))
+    """-1, 0 or 1, and 0 for nan, as PyTorch's sign ((0 < x) - (x < 0)).
+
+    The nans are set to 0 in place in NumPy's sign (6x faster than a where)."""
+    s = np.sign(x)
+    if _duck(s) or np.ndim(s) == 0:
+        return np.where(s != s, 0, s)
+    s[s != s] = 0
+    return s
 
 
 def _root(x, n):
@@ -288,3 +305,121 @@ def _tangent_like(tangent, value):
         if _duck(full):
             return full.astype(value.dtype)
         return np.array(full, dtype=value.dtype)
+
+
+# Many cores (`threads=` of an elementwise module's forward and value_and_grad): NumPy
+# releases the GIL inside its ufuncs, so slices of the inputs computed by different
+# threads run on different cores. Each slice is a view along the broadcast shape's
+# longest axis; every thread runs the module's own one-thread function on its slices
+# and writes its value and gradients into place, so these are exactly the one-thread
+# results, except the gradient of an input that broadcasts along that axis (a scalar
+# parameter): the sum of its slices' gradients, added in slice order (the same on every
+# run, equal to the one-thread sum up to rounding).
+
+
+def _in_threads(function, inputs, grad_output, threads, gradients):
+    """`function(*inputs)` (forward: gradients is None) or `function(*inputs,
+    grad_output=...)` (value_and_grad: gradients holds the positions in `inputs` of
+    the inputs it returns gradients for), computed by `threads` threads (None: one per
+    core); None where slicing does not apply and the caller computes as usual: one
+    thread asked for, fewer than 2**17 elements, another library's arrays (Dask and
+    CuPy parallelise on their own), or a grad_output that broadcasts the value."""
+    threads = _thread_count(threads)
+    if threads == 1 or any(_duck(a) for a in (*inputs, grad_output)):
+        return None
+    if grad_output is not None:
+        grad_output = np.asarray(grad_output)
+    shape = np.broadcast_shapes(*(np.shape(a) for a in inputs))
+    if grad_output is not None:
+        if np.broadcast_shapes(shape, np.shape(grad_output)) != shape:
+            return None
+    size = math.prod(shape)
+    if size < 2**17:
+        return None
+    axis = max(range(len(shape)), key=lambda i: shape[i])
+    n = shape[axis]
+    # slices of about 2**16 elements (their temporaries stay in cache), at least two
+    # per thread so that a thread slowed down does not hold the others up
+    pieces = min(n, max(2 * threads, size // 2**16))
+    bounds = [n * k // pieces for k in range(pieces + 1)]
+
+    def at(array, k):
+        """The index of slice k of `array`, or None where it broadcasts along it."""
+        i = axis - (len(shape) - np.ndim(array))
+        if i < 0 or np.shape(array)[i] != n:
+            return None
+        return (slice(None),) * i + (slice(bounds[k], bounds[k + 1]),)
+
+    def run(k):
+        parts = [a if at(a, k) is None else a[at(a, k)] for a in inputs]
+        if gradients is None:
+            return function(*parts)
+        upstream = grad_output
+        if grad_output is not None and at(grad_output, k) is not None:
+            upstream = grad_output[at(grad_output, k)]
+        return function(*parts, grad_output=upstream)
+
+    first = run(0)
+    value = np.empty(shape, dtype=(first if gradients is None else first[0]).dtype)
+    grads = []  # an array to fill, or a list of the slices' sums (broadcast input)
+    if gradients is not None:
+        for p, grad in zip(gradients, first[1], strict=True):
+            whole = at(inputs[p], 0) is None
+            grads.append(
+                [None] * pieces if whole else np.empty(np.shape(inputs[p]), grad.dtype)
+            )
+
+    def put(k, result):
+        if gradients is None:
+            value[at(value, k)] = result
+            return
+        value[at(value, k)] = result[0]
+        for p, out, grad in zip(gradients, grads, result[1], strict=True):
+            if isinstance(out, list):
+                out[k] = grad
+            else:
+                out[at(inputs[p], k)] = grad
+
+    put(0, first)
+    pool = _thread_pool(threads)
+    done = [pool.submit(lambda k=k: put(k, run(k))) for k in range(1, pieces)]
+    for future in done:
+        future.result()
+    if gradients is None:
+        return value
+    result = []
+    for out in grads:
+        if isinstance(out, list):  # added in slice order: the same on every run
+            total = out[0]
+            for grad in out[1:]:
+                total = total + grad
+            out = total.astype(out[0].dtype, copy=False)
+        result.append(out)
+    return value, tuple(result)
+
+
+def _thread_count(threads):
+    """`threads` checked (a positive integer), or None as the cores this process may
+    run on."""
+    if threads is None:
+        import os
+
+        if hasattr(os, "sched_getaffinity"):
+            return len(os.sched_getaffinity(0))
+        return os.cpu_count() or 1
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer or None, not {threads!r}")
+    return threads
+
+
+def _thread_pool(threads):
+    """A pool of `threads` threads, made at the first call that asks for that many and
+    kept by this module (starting threads takes milliseconds, idle ones cost nothing).
+    """
+    pools = _thread_pool.__dict__.setdefault("pools", {})
+    pool = pools.get(threads)
+    if pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = pools.setdefault(threads, ThreadPoolExecutor(threads, "symgrad"))
+    return pool
