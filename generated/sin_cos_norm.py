@@ -80,22 +80,24 @@ def value_and_grad(x, grad_output=None, *, threads=1):
             del _v4
             _g2 = np.sin(_v3)
             del _v3
-            _g3 = x / _v1
-            _g4 = (_v1 != 0)
-            _g5 = _g1 * _g2
+            _g3 = (_v1 != 0)
+            _g4 = np.where(_g3, _v1, 1)
+            _g5 = x / _g4
+            del _g4
+            _g6 = _g1 * _g2
             del _g1, _g2
-            _g6 = -_g5
-            del _g5
-            _g7 = 2 * _g6
+            _g7 = -_g6
             del _g6
-            _g8 = _g7 * _v1
-            del _g7, _v1
-            _g9 = _g8 * _g3
-            del _g3, _g8
-            _g10 = np.where(_g4, _g9, 0)
-            del _g4, _g9
-            _grad_x = _g10
-            del _g10
+            _g8 = 2 * _g7
+            del _g7
+            _g9 = _g8 * _v1
+            del _g8, _v1
+            _g10 = np.where(_g3, _g9, 0)
+            del _g3, _g9
+            _g11 = _g10 * _g5
+            del _g5, _g10
+            _grad_x = _g11
+            del _g11
         else:
             grad_output = _as_array(grad_output)
             _g1 = np.cos(_v4)
@@ -112,15 +114,17 @@ def value_and_grad(x, grad_output=None, *, threads=1):
             del _g5
             _g7 = _g6 * _v1
             del _g6
-            _g8 = x / _v1
-            _g9 = _g7 * _g8
-            del _g7, _g8
-            _g10 = (_v1 != 0)
+            _g8 = (_v1 != 0)
+            _g9 = np.where(_g8, _v1, 1)
             del _v1
-            _g11 = np.where(_g10, _g9, 0)
-            del _g9, _g10
-            _grad_x = _g11
-            del _g11
+            _g10 = x / _g9
+            del _g9
+            _g11 = np.where(_g8, _g7, 0)
+            del _g7, _g8
+            _g12 = _g11 * _g10
+            del _g10, _g11
+            _grad_x = _g12
+            del _g12
     _value = _as_array(_v5)
     _keep = (_value, grad_output, x)
     return _value, (_grad_like(_grad_x, x, _keep),)
@@ -153,26 +157,28 @@ def jvp(primals, tangents):
         del _v4
         _t2 = np.sin(_v3)
         del _v3
-        _t3 = x / _v1
-        _t4 = (_v1 != 0)
-        _t5 = _dot_x * _t3
+        _t3 = (_v1 != 0)
+        _t4 = np.where(_t3, _v1, 1)
+        _t5 = x / _t4
+        del _t4
+        _t6 = np.where(_t3, _dot_x, 0)
         del _t3
-        _t6 = np.where(_t4, _t5, 0)
-        del _t4, _t5
-        _t7 = np.sum(_t6)
-        del _t6
-        _t8 = 2 * _v1
+        _t7 = _t6 * _t5
+        del _t5, _t6
+        _t8 = np.sum(_t7)
+        del _t7
+        _t9 = 2 * _v1
         del _v1
-        _t9 = _t8 * _t7
-        del _t7, _t8
-        _t10 = _t9 * _t2
-        del _t2, _t9
-        _t11 = -_t10
-        del _t10
-        _t12 = _t11 * _t1
-        del _t1, _t11
+        _t10 = _t9 * _t8
+        del _t8, _t9
+        _t11 = _t10 * _t2
+        del _t2, _t10
+        _t12 = -_t11
+        del _t11
+        _t13 = _t12 * _t1
+        del _t1, _t12
     _value = _as_array(_v5)
-    return _value, _tangent_like(_t12, _value)
+    return _value, _tangent_like(_t13, _value)
 
 
 def _as_array(value):

@@ -87,22 +87,24 @@ def value_and_grad(x, grad_output=None, *, threads=1):
             del _v4
             _g2 = np.sin(_v3)
             del _v3
-            _g3 = x / _v1
-            _g4 = (_v1 != 0)
-            _g5 = _g1 * _g2
+            _g3 = (_v1 != 0)
+            _g4 = np.where(_g3, _v1, 1)
+            _g5 = x / _g4
+            del _g4
+            _g6 = _g1 * _g2
             del _g1, _g2
-            _g6 = -_g5
-            del _g5
-            _g7 = 2 * _g6
+            _g7 = -_g6
             del _g6
-            _g8 = _g7 * _v1
-            del _g7, _v1
-            _g9 = _g8 * _g3
-            del _g3, _g8
-            _g10 = np.where(_g4, _g9, 0)
-            del _g4, _g9
-            _grad_x = _g10
-            del _g10
+            _g8 = 2 * _g7
+            del _g7
+            _g9 = _g8 * _v1
+            del _g8, _v1
+            _g10 = np.where(_g3, _g9, 0)
+            del _g3, _g9
+            _g11 = _g10 * _g5
+            del _g5, _g10
+            _grad_x = _g11
+            del _g11
         else:
             grad_output = _as_array(grad_output)
             _g1 = np.cos(_v4)
@@ -119,15 +121,17 @@ def value_and_grad(x, grad_output=None, *, threads=1):
             del _g5
             _g7 = _g6 * _v1
             del _g6
-            _g8 = x / _v1
-            _g9 = _g7 * _g8
-            del _g7, _g8
-            _g10 = (_v1 != 0)
+            _g8 = (_v1 != 0)
+            _g9 = np.where(_g8, _v1, 1)
             del _v1
-            _g11 = np.where(_g10, _g9, 0)
-            del _g9, _g10
-            _grad_x = _g11
-            del _g11
+            _g10 = x / _g9
+            del _g9
+            _g11 = np.where(_g8, _g7, 0)
+            del _g7, _g8
+            _g12 = _g11 * _g10
+            del _g10, _g11
+            _grad_x = _g12
+            del _g12
     _value = _as_array(_v5)
     _keep = (_value, grad_output, x)
     return _value, (_grad_like(_grad_x, x, _keep),)
@@ -160,26 +164,28 @@ def jvp(primals, tangents):
         del _v4
         _t2 = np.sin(_v3)
         del _v3
-        _t3 = x / _v1
-        _t4 = (_v1 != 0)
-        _t5 = _dot_x * _t3
+        _t3 = (_v1 != 0)
+        _t4 = np.where(_t3, _v1, 1)
+        _t5 = x / _t4
+        del _t4
+        _t6 = np.where(_t3, _dot_x, 0)
         del _t3
-        _t6 = np.where(_t4, _t5, 0)
-        del _t4, _t5
-        _t7 = np.sum(_t6)
-        del _t6
-        _t8 = 2 * _v1
+        _t7 = _t6 * _t5
+        del _t5, _t6
+        _t8 = np.sum(_t7)
+        del _t7
+        _t9 = 2 * _v1
         del _v1
-        _t9 = _t8 * _t7
-        del _t7, _t8
-        _t10 = _t9 * _t2
-        del _t2, _t9
-        _t11 = -_t10
-        del _t10
-        _t12 = _t11 * _t1
-        del _t1, _t11
+        _t10 = _t9 * _t8
+        del _t8, _t9
+        _t11 = _t10 * _t2
+        del _t2, _t10
+        _t12 = -_t11
+        del _t11
+        _t13 = _t12 * _t1
+        del _t1, _t12
     _value = _as_array(_v5)
-    return _value, _tangent_like(_t12, _value)
+    return _value, _tangent_like(_t13, _value)
 
 
 def hvp(primals, vectors, grad_output=None):
@@ -214,10 +220,12 @@ def hvp(primals, vectors, grad_output=None):
         _g6 = 2 * _g5
         del _g5
         _g7 = _g6 * _v1
-        _g8 = x / _v1
-        _g9 = (_v1 != 0)
-        _t1 = _dot_x * _g8
-        _t2 = np.where(_g9, _t1, 0)
+        _g8 = (_v1 != 0)
+        _g9 = np.where(_g8, _v1, 1)
+        _g10 = x / _g9
+        _g11 = np.where(_g8, _g7, 0)
+        _t1 = np.where(_g8, _dot_x, 0)
+        _t2 = _t1 * _g10
         del _t1
         _t3 = np.sum(_t2)
         del _t2
@@ -249,58 +257,60 @@ def hvp(primals, vectors, grad_output=None):
         _t18 = _t3 * _g6
         _t19 = _t17 + _t18
         del _t17, _t18
-        _t20 = _g8 * _t3
+        _t20 = np.where(_g8, _t3, 0)
         del _t3
-        _t21 = _dot_x - _t20
+        _t21 = _g10 * _t20
         del _t20
-        _t22 = _t21 / _v1
+        _t22 = _dot_x - _t21
         del _t21
-        _t23 = _t19 * _g8
-        del _g8, _t19
-        _t24 = _t22 * _g7
-        del _t22
-        _t25 = _t23 + _t24
-        del _t23, _t24
-        _t26 = np.where(_g9, _t25, 0)
-        del _t25
-        _t27 = _t4 * 1
+        _t23 = _t22 / _g9
+        del _g9, _t22
+        _t24 = np.where(_g8, _t19, 0)
+        del _t19
+        _t25 = _t24 * _g10
+        del _g10, _t24
+        _t26 = _t23 * _g11
+        del _g11, _t23
+        _t27 = _t25 + _t26
+        del _t25, _t26
+        _t28 = _t4 * 1
         del _t4
-        _t28 = _t27 * _g3
-        _t29 = -_t28
-        del _t28
-        _t30 = _t29 * _v5
+        _t29 = _t28 * _g3
+        _t30 = -_t29
         del _t29
-        _t31 = -_t30
+        _t31 = _t30 * _v5
         del _t30
-        _t32 = _t31 * grad_output
+        _t32 = -_t31
         del _t31
-        _t33 = _t27 * _v4
-        del _t27, _v4
-        _t34 = _t32 * _g3
-        del _g3, _t32
-        _t35 = _t33 * _g2
-        del _g2, _t33
-        _t36 = _t34 + _t35
-        del _t34, _t35
-        _t37 = -_t36
-        del _t36
-        _t38 = 2 * _t37
+        _t33 = _t32 * grad_output
+        del _t32
+        _t34 = _t28 * _v4
+        del _t28, _v4
+        _t35 = _t33 * _g3
+        del _g3, _t33
+        _t36 = _t34 * _g2
+        del _g2, _t34
+        _t37 = _t35 + _t36
+        del _t35, _t36
+        _t38 = -_t37
         del _t37
-        _t39 = _t38 * _v1
-        del _t38, _v1
-        _t40 = _t39 + _g6
-        del _g6, _t39
-        _t41 = _t40 * _dot_x
-        del _t40
-        _t42 = (_g7 == 0)
+        _t39 = 2 * _t38
+        del _t38
+        _t40 = _t39 * _v1
+        del _t39, _v1
+        _t41 = _t40 + _g6
+        del _g6, _t40
+        _t42 = _t41 * _dot_x
+        del _t41
+        _t43 = (_g7 == 0)
         del _g7
-        _t43 = np.where(_t42, _t41, np.nan)
-        del _t41, _t42
-        _t44 = np.where(_g9, _t26, _t43)
-        del _g9, _t26, _t43
+        _t44 = np.where(_t43, _t42, np.nan)
+        del _t42, _t43
+        _t45 = np.where(_g8, _t27, _t44)
+        del _g8, _t27, _t44
     _value = _as_array(_v5)
     _keep = (_value, grad_output, x)
-    return _value, (_grad_like(_t44, x, _keep),)
+    return _value, (_grad_like(_t45, x, _keep),)
 
 
 # The Hessian's structural nonzeros (both triangles) over the inputs of WRT, each
@@ -332,14 +342,16 @@ def hessian_sparse(x):
         _g1 = np.cos(_v4)
         _g2 = np.sin(_v3)
         del _v3
-        _g3 = x / _v1
-        _g4 = (_v1 != 0)
-        _g5 = _g1 * _g2
-        _g6 = -_g5
-        del _g5
-        _g7 = 2 * _g6
+        _g3 = (_v1 != 0)
+        _g4 = np.where(_g3, _v1, 1)
+        _g5 = x / _g4
+        _g6 = _g1 * _g2
+        _g7 = -_g6
         del _g6
-        _g8 = _g7 * _v1
+        _g8 = 2 * _g7
+        del _g7
+        _g9 = _g8 * _v1
+        _g10 = np.where(_g3, _g9, 0)
         _h1 = 2 * _v1
         _h2 = _h1 * 1
         _h3 = _h2 * _g2
@@ -351,70 +363,76 @@ def hessian_sparse(x):
         del _h5
         _h7 = _h2 * _v4
         del _h2
-        _h8 = np.where(_g4, _g3, 0)
-        _h9 = np.sum(_h8)
+        _dtype = _input_dtype(x)
+        _h8 = _cast(_g3, _dtype)
+        del _dtype
+        _h9 = _h8 * _g5
         del _h8
-        _h10 = _h1 * _h9
-        del _h1
-        _h11 = _h10 * _g2
-        _h12 = -_h11
-        del _h11
-        _h13 = _h12 * _v5
-        del _h12, _v5
-        _h14 = -_h13
-        del _h13
-        _h15 = _h10 * _v4
-        del _h10, _v4
-        _h16 = _g3 * _h9
-        _h17 = 1 - _h16
-        del _h16
-        _h18 = _h17 / _v1
-        del _h17
-        _h19 = _h14 * _g2
-        del _h14
-        _h20 = _h15 * _g1
-        del _h15
-        _h21 = _h19 + _h20
-        del _h19, _h20
-        _h22 = -_h21
-        del _h21
-        _h23 = 2 * _h22
-        del _h22
-        _h24 = _h23 * _v1
-        del _h23
-        _h25 = _h9 * _g7
+        _h10 = np.sum(_h9)
         del _h9
-        _h26 = _h24 + _h25
-        del _h24, _h25
-        _h27 = _h26 * _g3
-        del _g3, _h26
-        _h28 = _h18 * _g8
+        _h11 = _h1 * _h10
+        del _h1
+        _h12 = _h11 * _g2
+        _h13 = -_h12
+        del _h12
+        _h14 = _h13 * _v5
+        del _h13, _v5
+        _h15 = -_h14
+        del _h14
+        _h16 = _h11 * _v4
+        del _h11, _v4
+        _h17 = np.where(_g3, _h10, 0)
+        _h18 = _g5 * _h17
+        del _h17
+        _h19 = 1 - _h18
         del _h18
-        _h29 = _h27 + _h28
-        del _h27, _h28
-        _h30 = np.where(_g4, _h29, 0)
-        del _h29
-        _h31 = _h6 * _g2
+        _h20 = _h19 / _g4
+        del _g4, _h19
+        _h21 = _h15 * _g2
+        del _h15
+        _h22 = _h16 * _g1
+        del _h16
+        _h23 = _h21 + _h22
+        del _h21, _h22
+        _h24 = -_h23
+        del _h23
+        _h25 = 2 * _h24
+        del _h24
+        _h26 = _h25 * _v1
+        del _h25
+        _h27 = _h10 * _g8
+        del _h10
+        _h28 = _h26 + _h27
+        del _h26, _h27
+        _h29 = np.where(_g3, _h28, 0)
+        del _h28
+        _h30 = _h29 * _g5
+        del _g5, _h29
+        _h31 = _h20 * _g10
+        del _g10, _h20
+        _h32 = _h30 + _h31
+        del _h30, _h31
+        _h33 = _h6 * _g2
         del _g2, _h6
-        _h32 = _h7 * _g1
+        _h34 = _h7 * _g1
         del _g1, _h7
-        _h33 = _h31 + _h32
-        del _h31, _h32
-        _h34 = -_h33
-        del _h33
-        _h35 = 2 * _h34
-        del _h34
-        _h36 = _h35 * _v1
-        del _h35, _v1
-        _h37 = _h36 + _g7
-        del _g7, _h36
-        _h38 = (_g8 == 0)
-        del _g8
-        _h39 = np.where(_h38, _h37, np.nan)
-        del _h37, _h38
-        _h40 = np.where(_g4, _h30, _h39)
-        del _g4, _h30, _h39
-    _entries = [_h40]
+        _h35 = _h33 + _h34
+        del _h33, _h34
+        _h36 = -_h35
+        del _h35
+        _h37 = 2 * _h36
+        del _h36
+        _h38 = _h37 * _v1
+        del _h37, _v1
+        _h39 = _h38 + _g8
+        del _g8, _h38
+        _h40 = (_g9 == 0)
+        del _g9
+        _h41 = np.where(_h40, _h39, np.nan)
+        del _h39, _h40
+        _h42 = np.where(_g3, _h32, _h41)
+        del _g3, _h32, _h41
+    _entries = [_h42]
     _hessian_dtype = _input_dtype(x)
     return np.array(_entries, dtype=_hessian_dtype)
 
@@ -474,6 +492,11 @@ def _as_tangent(tangent, primal):
     if np.shape(array) != np.shape(primal):
         array = np.broadcast_to(array, np.shape(primal))
     return array
+
+
+def _cast(x, dtype):
+    """`x` as an array of `dtype` (a mask used as a number: exact 0 and 1)."""
+    return x.astype(dtype) if _duck(x) else np.asarray(x, dtype=dtype)
 
 
 def _duck(x):

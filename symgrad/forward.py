@@ -128,7 +128,7 @@ def _tangent(
     total = terms[0]
     for term in terms[1:]:
         total = graph.apply("add", total, term)
-    if node.op == "select":
+    if node.op == "mul":
         total = _norm_limit(graph, node, total, tangents, convention, deps)
     if not rule.reduction:
         shaped[total.id] = shaped.get(total.id, frozenset()) | covers
@@ -143,20 +143,31 @@ def _norm_limit(
     convention: str,
     deps: Deps,
 ) -> Node:
-    """The tangent of norm's gradient `select(N != 0, G * (x / N))` at N = 0.
+    """The tangent of norm's gradient `(x / where(N != 0, N, 1)) * select(N != 0, G)`
+    (the registry's row) at N = 0.
 
     There the gradient is 0 (PyTorch's convention) and its tangent would be 0 too,
     but the second derivative of phi(norm(x)) has a limit at x = 0 when the adjoint
     G = phi'(N) g vanishes there: phi''(0) g times the tangent of x (norm(x)**2: 2I),
     and G / N -> dG/dN, found by pushing the tangent 1 from N. Where G is not 0 at
     N = 0 (norm(x) itself) there is no limit: nan, as PyTorch's double backward."""
-    mask, value = node.args
-    if not (mask.op == "ne" and mask.args[0].op == "norm" and value.op == "mul"):
+    ratio, selected = node.args
+    if selected.op != "select":
+        selected, ratio = ratio, selected
+    if selected.op != "select" or ratio.op != "div":
+        return tangent
+    mask, adjoint = selected.args
+    if not (mask.op == "ne" and mask.args[0].op == "norm"):
         return tangent
     norm = mask.args[0]
-    adjoint, ratio = value.args
     x = norm.args[0]
-    if ratio.op != "div" or ratio.args != (x, norm) or x.id not in tangents:
+    divisor = ratio.args[1]
+    if (
+        ratio.args[0] is not x
+        or divisor.op != "where"
+        or divisor.args[:2] != (mask, norm)
+        or x.id not in tangents
+    ):
         return tangent
     slope = push(
         graph,

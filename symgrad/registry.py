@@ -1579,9 +1579,14 @@ RULES: tuple[Rule, ...] = (
         names=("norm",),
         arity=(1, 2),
         build=_build_norm,
-        # g * (x / norm), 0 where the norm is 0 (selected); x / norm first, which is
-        # at most 1 in size: neither g * x nor 1 / norm can under- or overflow
-        grad=lambda x, out: (F.select(F.ne(out, 0), sp.UnevaluatedExpr(x / out)),),
+        # (x / norm) * g, 0 where the norm is 0; x / norm first, which is at most 1 in
+        # size: neither g * x nor 1 / norm can under- or overflow. The zero norm is
+        # selected on the scalar side (x / 1 is x, which is 0 there, times a selected
+        # 0): one pass over x for the division and one for the product, no where
+        grad=lambda x, out: (
+            sp.UnevaluatedExpr(x / F.where(F.ne(out, 0), out, 1))
+            * F.select(F.ne(out, 0), UPSTREAM),
+        ),
         jax=lambda x, out: (x / out,),
         shown=lambda x, out: (x / out,),
         kink="at x = 0 the gradient is 0, as PyTorch (JAX: nan)",
