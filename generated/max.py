@@ -66,18 +66,19 @@ def value_and_grad(x, grad_output=None, *, threads=1):
             _g1 = (x == _v1)
             _g2 = (x != x)
             _g3 = (_v1 != _v1)
+            _g4 = np.logical_and(_g3, _g2)
+            del _g2, _g3
+            _g5 = np.logical_or(_g4, _g1)
+            del _g1, _g4
             _dtype = _input_dtype(x)
-            _g5 = _cast(_g2, _dtype)
-            del _g2
-            _g6 = _cast(_g1, _dtype)
-            del _dtype, _g1
-            _g7 = np.where(_g3, _g5, _g6)
-            del _g3, _g5, _g6
+            _g7 = _cast(_g5, _dtype)
+            del _dtype
             _g8 = np.sum(_g7)
+            del _g7
             _g9 = 1 / _g8
             del _g8
-            _g10 = np.where(_g7, _g9, 0)
-            del _g7, _g9
+            _g10 = np.where(_g5, _g9, 0)
+            del _g5, _g9
             _grad_x = _g10
             del _g10
         else:
@@ -85,18 +86,19 @@ def value_and_grad(x, grad_output=None, *, threads=1):
             _g1 = (x == _v1)
             _g2 = (x != x)
             _g3 = (_v1 != _v1)
+            _g4 = np.logical_and(_g3, _g2)
+            del _g2, _g3
+            _g5 = np.logical_or(_g4, _g1)
+            del _g1, _g4
             _dtype = _input_dtype(x)
-            _g5 = _cast(_g2, _dtype)
-            del _g2
-            _g6 = _cast(_g1, _dtype)
-            del _dtype, _g1
-            _g7 = np.where(_g3, _g5, _g6)
-            del _g3, _g5, _g6
+            _g7 = _cast(_g5, _dtype)
+            del _dtype
             _g8 = np.sum(_g7)
+            del _g7
             _g9 = grad_output / _g8
             del _g8
-            _g10 = np.where(_g7, _g9, 0)
-            del _g7, _g9
+            _g10 = np.where(_g5, _g9, 0)
+            del _g5, _g9
             _grad_x = _g10
             del _g10
     _value = _as_array(_v1)
@@ -125,18 +127,19 @@ def jvp(primals, tangents):
         _t1 = (x == _v1)
         _t2 = (x != x)
         _t3 = (_v1 != _v1)
+        _t4 = np.logical_and(_t3, _t2)
+        del _t2, _t3
+        _t5 = np.logical_or(_t4, _t1)
+        del _t1, _t4
         _dtype = _input_dtype(x)
-        _t4 = _cast(_t2, _dtype)
-        del _t2
-        _t5 = _cast(_t1, _dtype)
-        del _dtype, _t1
-        _t6 = np.where(_t3, _t4, _t5)
-        del _t3, _t4, _t5
+        _t6 = _cast(_t5, _dtype)
+        del _dtype
         _t7 = np.sum(_t6)
+        del _t6
         _t8 = _dot_x / _t7
         del _t7
-        _t9 = np.where(_t6, _t8, 0)
-        del _t6, _t8
+        _t9 = np.where(_t5, _t8, 0)
+        del _t5, _t8
         _t10 = np.sum(_t9)
         del _t9
     _value = _as_array(_v1)

@@ -282,7 +282,8 @@ def _unless(other_wins: sp.Expr, a: sp.Expr, b: sp.Expr) -> sp.Expr:
 def _ties(x: sp.Expr, out: sp.Expr) -> sp.Expr:
     """The elements a max/min's gradient goes to: the ties, or the nans if the result
     is nan (PyTorch's evenly_distribute_backward)."""
-    return F.where(F.ne(out, out), F.ne(x, x), F.eq(x, out))
+    # as logic, not a where: the masks stay one byte each (a where casts its branches)
+    return F.logical_or(F.logical_and(F.ne(out, out), F.ne(x, x)), F.eq(x, out))
 
 
 def _evenly_selected(x: sp.Expr, out: sp.Expr) -> sp.Expr:
