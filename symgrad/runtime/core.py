@@ -206,9 +206,10 @@ def _log_base(x, base):
 
 
 def _clip(x, lo, hi):
-    """min(max(x, lo), hi), as PyTorch's clamp (hi where lo > hi), in the dtype of
-    its arguments with Python numbers weak (np.clip makes a number an int64 array)."""
-    out = np.minimum(np.maximum(x, lo), hi)
+    """min(max(x, lo), hi), as PyTorch's clamp (hi where lo > hi; NumPy's clip ufunc
+    computes exactly that, in one pass), in the dtype of its arguments with Python
+    numbers weak."""
+    out = np.clip(x, lo, hi)
     if _duck(out):
         return out
     return np.asarray(out, dtype=np.result_type(x, lo, hi))
