@@ -70,11 +70,11 @@ def value_and_grad(x, grad_output=None, *, threads=1):
         if grad_output is None:  # the gradient of sum(value)
             _g1 = np.sin(_v1)
             del _v1
-            _g2 = -_g1
+            _g2 = np.negative(_g1, out=_spare(_g1, _g1))
             del _g1
-            _g3 = 2 * _g2
+            _g3 = np.multiply(2, _g2, out=_spare(_g2, 2))
             del _g2
-            _g4 = _g3 * x
+            _g4 = np.multiply(_g3, x, out=_spare(_g3, x))
             del _g3
             _grad_x = _g4
             del _g4
@@ -82,11 +82,11 @@ def value_and_grad(x, grad_output=None, *, threads=1):
             grad_output = _as_array(grad_output)
             _g1 = np.sin(_v1)
             del _v1
-            _g2 = grad_output * _g1
+            _g2 = np.multiply(grad_output, _g1, out=_spare(_g1, grad_output))
             del _g1
-            _g3 = -_g2
+            _g3 = np.negative(_g2, out=_spare(_g2, _g2))
             del _g2
-            _g4 = 2 * _g3
+            _g4 = np.multiply(2, _g3, out=_spare(_g3, 2))
             del _g3
             _g5 = _g4 * x
             del _g4
@@ -119,11 +119,11 @@ def jvp(primals, tangents):
         _t1 = np.sin(_v1)
         del _v1
         _t2 = 2 * x
-        _t3 = _t2 * _dot_x
+        _t3 = np.multiply(_t2, _dot_x, out=_spare(_t2, _dot_x))
         del _t2
-        _t4 = _t3 * _t1
+        _t4 = np.multiply(_t3, _t1, out=_spare_either(_t3, _t1))
         del _t1, _t3
-        _t5 = -_t4
+        _t5 = np.negative(_t4, out=_spare(_t4, _t4))
         del _t4
     _value = _as_array(_v2)
     return _value, _tangent_like(_t5, _value)
@@ -284,6 +284,34 @@ def _in_threads(function, inputs, grad_output, threads, gradients):
             out = total.astype(out[0].dtype, copy=False)
         result.append(out)
     return value, tuple(result)
+
+
+def _spare(temporary, other):
+    """`temporary` as the `out=` of its own last operation with `other`, or None (a
+    new array): the generated code passes a temporary at its last use, which nothing
+    else refers to. It is reused where the result has exactly its shape and dtype and
+    it is a NumPy array of its own (not a 0-d scalar, a view or another library's
+    array). Each full-size array not allocated saves its first-touch page faults."""
+    if (
+        type(temporary) is not np.ndarray
+        or temporary.base is not None
+        or not temporary.flags.writeable
+        or temporary.ndim == 0
+        or _duck(other)  # the result is the other library's array
+    ):
+        return None
+    shape = temporary.shape
+    if np.broadcast_shapes(shape, np.shape(other)) != shape:
+        return None
+    if np.result_type(temporary, other) != temporary.dtype:
+        return None
+    return temporary
+
+
+def _spare_either(a, b):
+    """`_spare(a, b)`, else `_spare(b, a)`: both operands die at this operation."""
+    spare = _spare(a, b)
+    return _spare(b, a) if spare is None else spare
 
 
 def _tangent_like(tangent, value):

@@ -70,7 +70,10 @@ def value_and_grad(x, grad_output=None, *, threads=1):
             del _g1
             _g3 = np.exp(_g2)
             del _g2
-            _g4 = 1.1283791670955126 * _g3
+            _g4 = (
+                np.multiply(1.1283791670955126, _g3, out=_spare(_g3,
+                1.1283791670955126))
+            )
             del _g3
             _grad_x = _g4
             del _g4
@@ -84,7 +87,7 @@ def value_and_grad(x, grad_output=None, *, threads=1):
             _g4 = 2 * grad_output
             _g5 = _g4 * 0.5641895835477563
             del _g4
-            _g6 = _g5 * _g3
+            _g6 = np.multiply(_g5, _g3, out=_spare_either(_g5, _g3))
             del _g3, _g5
             _grad_x = _g6
             del _g6
@@ -117,9 +120,9 @@ def jvp(primals, tangents):
         _t3 = np.exp(_t2)
         del _t2
         _t4 = 2 * _dot_x
-        _t5 = _t4 * 0.5641895835477563
+        _t5 = np.multiply(_t4, 0.5641895835477563, out=_spare(_t4, 0.5641895835477563))
         del _t4
-        _t6 = _t5 * _t3
+        _t6 = np.multiply(_t5, _t3, out=_spare_either(_t5, _t3))
         del _t3, _t5
     _value = _as_array(_v1)
     return _value, _tangent_like(_t6, _value)
@@ -357,6 +360,34 @@ def _in_threads(function, inputs, grad_output, threads, gradients):
             out = total.astype(out[0].dtype, copy=False)
         result.append(out)
     return value, tuple(result)
+
+
+def _spare(temporary, other):
+    """`temporary` as the `out=` of its own last operation with `other`, or None (a
+    new array): the generated code passes a temporary at its last use, which nothing
+    else refers to. It is reused where the result has exactly its shape and dtype and
+    it is a NumPy array of its own (not a 0-d scalar, a view or another library's
+    array). Each full-size array not allocated saves its first-touch page faults."""
+    if (
+        type(temporary) is not np.ndarray
+        or temporary.base is not None
+        or not temporary.flags.writeable
+        or temporary.ndim == 0
+        or _duck(other)  # the result is the other library's array
+    ):
+        return None
+    shape = temporary.shape
+    if np.broadcast_shapes(shape, np.shape(other)) != shape:
+        return None
+    if np.result_type(temporary, other) != temporary.dtype:
+        return None
+    return temporary
+
+
+def _spare_either(a, b):
+    """`_spare(a, b)`, else `_spare(b, a)`: both operands die at this operation."""
+    spare = _spare(a, b)
+    return _spare(b, a) if spare is None else spare
 
 
 def _special_apply(kernel, x):

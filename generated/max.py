@@ -75,7 +75,7 @@ def value_and_grad(x, grad_output=None, *, threads=1):
             del _dtype
             _g8 = np.sum(_g7)
             del _g7
-            _g9 = 1 / _g8
+            _g9 = np.divide(1, _g8, out=_spare(_g8, 1))
             del _g8
             _g10 = np.where(_g5, _g9, 0)
             del _g5, _g9
@@ -95,7 +95,7 @@ def value_and_grad(x, grad_output=None, *, threads=1):
             del _dtype
             _g8 = np.sum(_g7)
             del _g7
-            _g9 = grad_output / _g8
+            _g9 = np.divide(grad_output, _g8, out=_spare(_g8, grad_output))
             del _g8
             _g10 = np.where(_g5, _g9, 0)
             del _g5, _g9
@@ -136,7 +136,7 @@ def jvp(primals, tangents):
         del _dtype
         _t7 = np.sum(_t6)
         del _t6
-        _t8 = _dot_x / _t7
+        _t8 = np.divide(_dot_x, _t7, out=_spare(_t7, _dot_x))
         del _t7
         _t9 = np.where(_t5, _t8, 0)
         del _t5, _t8
@@ -230,6 +230,28 @@ def _grad_like(grad, value, keep):
 def _input_dtype(*inputs):
     """The floating dtype of the inputs, which masks used as numbers are cast to."""
     return np.result_type(*inputs) if inputs else np.dtype(np.float64)
+
+
+def _spare(temporary, other):
+    """`temporary` as the `out=` of its own last operation with `other`, or None (a
+    new array): the generated code passes a temporary at its last use, which nothing
+    else refers to. It is reused where the result has exactly its shape and dtype and
+    it is a NumPy array of its own (not a 0-d scalar, a view or another library's
+    array). Each full-size array not allocated saves its first-touch page faults."""
+    if (
+        type(temporary) is not np.ndarray
+        or temporary.base is not None
+        or not temporary.flags.writeable
+        or temporary.ndim == 0
+        or _duck(other)  # the result is the other library's array
+    ):
+        return None
+    shape = temporary.shape
+    if np.broadcast_shapes(shape, np.shape(other)) != shape:
+        return None
+    if np.result_type(temporary, other) != temporary.dtype:
+        return None
+    return temporary
 
 
 def _tangent_like(tangent, value):

@@ -41,9 +41,9 @@ def forward(x, *, threads=1):
     _thread_count(threads)
     with np.errstate(all="ignore"):
         _v1 = x + 2
-        _v2 = _v1 * _v1
+        _v2 = np.multiply(_v1, _v1, out=_spare(_v1, _v1))
         del _v1
-        _v3 = _v2 * 2
+        _v3 = np.multiply(_v2, 2, out=_spare(_v2, 2))
         del _v2
         _v4 = np.sum(_v3) / _size(_v3)
         del _v3
@@ -65,7 +65,7 @@ def value_and_grad(x, grad_output=None, *, threads=1):
     with np.errstate(all="ignore"):
         _v1 = x + 2
         _v2 = _v1 * _v1
-        _v3 = _v2 * 2
+        _v3 = np.multiply(_v2, 2, out=_spare(_v2, 2))
         del _v2
         _v4 = np.sum(_v3) / _size(_v3)
         if grad_output is None:  # the gradient of sum(value)
@@ -73,11 +73,11 @@ def value_and_grad(x, grad_output=None, *, threads=1):
             del _v3
             _g2 = 1 / _g1
             del _g1
-            _g3 = 2 * _g2
+            _g3 = np.multiply(2, _g2, out=_spare(_g2, 2))
             del _g2
-            _g4 = _g3 * _v1
+            _g4 = np.multiply(_g3, _v1, out=_spare_either(_g3, _v1))
             del _g3, _v1
-            _g5 = _g4 + _g4
+            _g5 = np.add(_g4, _g4, out=_spare(_g4, _g4))
             del _g4
             _grad_x = _g5
             del _g5
@@ -87,11 +87,11 @@ def value_and_grad(x, grad_output=None, *, threads=1):
             del _v3
             _g2 = grad_output / _g1
             del _g1
-            _g3 = 2 * _g2
+            _g3 = np.multiply(2, _g2, out=_spare(_g2, 2))
             del _g2
-            _g4 = _g3 * _v1
+            _g4 = np.multiply(_g3, _v1, out=_spare_either(_g3, _v1))
             del _g3, _v1
-            _g5 = _g4 + _g4
+            _g5 = np.add(_g4, _g4, out=_spare(_g4, _g4))
             del _g4
             _grad_x = _g5
             del _g5
@@ -119,18 +119,18 @@ def jvp(primals, tangents):
     with np.errstate(all="ignore"):
         _v1 = x + 2
         _v2 = _v1 * _v1
-        _v3 = _v2 * 2
+        _v3 = np.multiply(_v2, 2, out=_spare(_v2, 2))
         del _v2
         _v4 = np.sum(_v3) / _size(_v3)
         _t1 = _size(_v3)
         del _v3
-        _t2 = _dot_x * _v1
+        _t2 = np.multiply(_dot_x, _v1, out=_spare(_v1, _dot_x))
         del _v1
-        _t3 = _t2 + _t2
+        _t3 = np.add(_t2, _t2, out=_spare(_t2, _t2))
         del _t2
-        _t4 = 2 * _t3
+        _t4 = np.multiply(2, _t3, out=_spare(_t3, 2))
         del _t3
-        _t5 = _t4 / _t1
+        _t5 = np.divide(_t4, _t1, out=_spare(_t4, _t1))
         del _t1, _t4
         _t6 = np.sum(_t5)
         del _t5
@@ -218,6 +218,34 @@ def _size(x):
     """The number of elements of `x`, as a NumPy scalar of x's floating dtype (never
     a Python int: 1 / 0 would raise). From the shape: nothing is computed."""
     return np.result_type(x, np.float16).type(math.prod(np.shape(x)))
+
+
+def _spare(temporary, other):
+    """`temporary` as the `out=` of its own last operation with `other`, or None (a
+    new array): the generated code passes a temporary at its last use, which nothing
+    else refers to. It is reused where the result has exactly its shape and dtype and
+    it is a NumPy array of its own (not a 0-d scalar, a view or another library's
+    array). Each full-size array not allocated saves its first-touch page faults."""
+    if (
+        type(temporary) is not np.ndarray
+        or temporary.base is not None
+        or not temporary.flags.writeable
+        or temporary.ndim == 0
+        or _duck(other)  # the result is the other library's array
+    ):
+        return None
+    shape = temporary.shape
+    if np.broadcast_shapes(shape, np.shape(other)) != shape:
+        return None
+    if np.result_type(temporary, other) != temporary.dtype:
+        return None
+    return temporary
+
+
+def _spare_either(a, b):
+    """`_spare(a, b)`, else `_spare(b, a)`: both operands die at this operation."""
+    spare = _spare(a, b)
+    return _spare(b, a) if spare is None else spare
 
 
 def _tangent_like(tangent, value):

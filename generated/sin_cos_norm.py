@@ -82,19 +82,19 @@ def value_and_grad(x, grad_output=None, *, threads=1):
             del _v3
             _g3 = (_v1 != 0)
             _g4 = np.where(_g3, _v1, 1)
-            _g5 = x / _g4
+            _g5 = np.divide(x, _g4, out=_spare(_g4, x))
             del _g4
-            _g6 = _g1 * _g2
+            _g6 = np.multiply(_g1, _g2, out=_spare_either(_g1, _g2))
             del _g1, _g2
-            _g7 = -_g6
+            _g7 = np.negative(_g6, out=_spare(_g6, _g6))
             del _g6
-            _g8 = 2 * _g7
+            _g8 = np.multiply(2, _g7, out=_spare(_g7, 2))
             del _g7
             _g9 = _g8 * _v1
             del _g8, _v1
             _g10 = np.where(_g3, _g9, 0)
             del _g3, _g9
-            _g11 = _g10 * _g5
+            _g11 = np.multiply(_g10, _g5, out=_spare_either(_g10, _g5))
             del _g5, _g10
             _grad_x = _g11
             del _g11
@@ -102,26 +102,26 @@ def value_and_grad(x, grad_output=None, *, threads=1):
             grad_output = _as_array(grad_output)
             _g1 = np.cos(_v4)
             del _v4
-            _g2 = grad_output * _g1
+            _g2 = np.multiply(grad_output, _g1, out=_spare(_g1, grad_output))
             del _g1
             _g3 = np.sin(_v3)
             del _v3
-            _g4 = _g2 * _g3
+            _g4 = np.multiply(_g2, _g3, out=_spare(_g2, _g3))
             del _g2, _g3
-            _g5 = -_g4
+            _g5 = np.negative(_g4, out=_spare(_g4, _g4))
             del _g4
-            _g6 = 2 * _g5
+            _g6 = np.multiply(2, _g5, out=_spare(_g5, 2))
             del _g5
-            _g7 = _g6 * _v1
+            _g7 = np.multiply(_g6, _v1, out=_spare(_g6, _v1))
             del _g6
             _g8 = (_v1 != 0)
             _g9 = np.where(_g8, _v1, 1)
             del _v1
-            _g10 = x / _g9
+            _g10 = np.divide(x, _g9, out=_spare(_g9, x))
             del _g9
             _g11 = np.where(_g8, _g7, 0)
             del _g7, _g8
-            _g12 = _g11 * _g10
+            _g12 = np.multiply(_g11, _g10, out=_spare(_g10, _g11))
             del _g10, _g11
             _grad_x = _g12
             del _g12
@@ -159,23 +159,23 @@ def jvp(primals, tangents):
         del _v3
         _t3 = (_v1 != 0)
         _t4 = np.where(_t3, _v1, 1)
-        _t5 = x / _t4
+        _t5 = np.divide(x, _t4, out=_spare(_t4, x))
         del _t4
         _t6 = np.where(_t3, _dot_x, 0)
         del _t3
-        _t7 = _t6 * _t5
+        _t7 = np.multiply(_t6, _t5, out=_spare_either(_t6, _t5))
         del _t5, _t6
         _t8 = np.sum(_t7)
         del _t7
         _t9 = 2 * _v1
         del _v1
-        _t10 = _t9 * _t8
+        _t10 = np.multiply(_t9, _t8, out=_spare_either(_t9, _t8))
         del _t8, _t9
-        _t11 = _t10 * _t2
+        _t11 = np.multiply(_t10, _t2, out=_spare_either(_t10, _t2))
         del _t2, _t10
-        _t12 = -_t11
+        _t12 = np.negative(_t11, out=_spare(_t11, _t11))
         del _t11
-        _t13 = _t12 * _t1
+        _t13 = np.multiply(_t12, _t1, out=_spare_either(_t12, _t1))
         del _t1, _t12
     _value = _as_array(_v5)
     return _value, _tangent_like(_t13, _value)
@@ -279,6 +279,34 @@ def _norm2(x):
     scaled = scale * np.sqrt(np.sum(r * r))
     # another library's array: both ways, lazily, and NumPy's choice between them
     return np.where(plain, np.sqrt(square), scaled) if _duck(x) else scaled
+
+
+def _spare(temporary, other):
+    """`temporary` as the `out=` of its own last operation with `other`, or None (a
+    new array): the generated code passes a temporary at its last use, which nothing
+    else refers to. It is reused where the result has exactly its shape and dtype and
+    it is a NumPy array of its own (not a 0-d scalar, a view or another library's
+    array). Each full-size array not allocated saves its first-touch page faults."""
+    if (
+        type(temporary) is not np.ndarray
+        or temporary.base is not None
+        or not temporary.flags.writeable
+        or temporary.ndim == 0
+        or _duck(other)  # the result is the other library's array
+    ):
+        return None
+    shape = temporary.shape
+    if np.broadcast_shapes(shape, np.shape(other)) != shape:
+        return None
+    if np.result_type(temporary, other) != temporary.dtype:
+        return None
+    return temporary
+
+
+def _spare_either(a, b):
+    """`_spare(a, b)`, else `_spare(b, a)`: both operands die at this operation."""
+    spare = _spare(a, b)
+    return _spare(b, a) if spare is None else spare
 
 
 def _tangent_like(tangent, value):

@@ -89,19 +89,19 @@ def value_and_grad(x, grad_output=None, *, threads=1):
             del _v3
             _g3 = (_v1 != 0)
             _g4 = np.where(_g3, _v1, 1)
-            _g5 = x / _g4
+            _g5 = np.divide(x, _g4, out=_spare(_g4, x))
             del _g4
-            _g6 = _g1 * _g2
+            _g6 = np.multiply(_g1, _g2, out=_spare_either(_g1, _g2))
             del _g1, _g2
-            _g7 = -_g6
+            _g7 = np.negative(_g6, out=_spare(_g6, _g6))
             del _g6
-            _g8 = 2 * _g7
+            _g8 = np.multiply(2, _g7, out=_spare(_g7, 2))
             del _g7
             _g9 = _g8 * _v1
             del _g8, _v1
             _g10 = np.where(_g3, _g9, 0)
             del _g3, _g9
-            _g11 = _g10 * _g5
+            _g11 = np.multiply(_g10, _g5, out=_spare_either(_g10, _g5))
             del _g5, _g10
             _grad_x = _g11
             del _g11
@@ -109,26 +109,26 @@ def value_and_grad(x, grad_output=None, *, threads=1):
             grad_output = _as_array(grad_output)
             _g1 = np.cos(_v4)
             del _v4
-            _g2 = grad_output * _g1
+            _g2 = np.multiply(grad_output, _g1, out=_spare(_g1, grad_output))
             del _g1
             _g3 = np.sin(_v3)
             del _v3
-            _g4 = _g2 * _g3
+            _g4 = np.multiply(_g2, _g3, out=_spare(_g2, _g3))
             del _g2, _g3
-            _g5 = -_g4
+            _g5 = np.negative(_g4, out=_spare(_g4, _g4))
             del _g4
-            _g6 = 2 * _g5
+            _g6 = np.multiply(2, _g5, out=_spare(_g5, 2))
             del _g5
-            _g7 = _g6 * _v1
+            _g7 = np.multiply(_g6, _v1, out=_spare(_g6, _v1))
             del _g6
             _g8 = (_v1 != 0)
             _g9 = np.where(_g8, _v1, 1)
             del _v1
-            _g10 = x / _g9
+            _g10 = np.divide(x, _g9, out=_spare(_g9, x))
             del _g9
             _g11 = np.where(_g8, _g7, 0)
             del _g7, _g8
-            _g12 = _g11 * _g10
+            _g12 = np.multiply(_g11, _g10, out=_spare(_g10, _g11))
             del _g10, _g11
             _grad_x = _g12
             del _g12
@@ -166,23 +166,23 @@ def jvp(primals, tangents):
         del _v3
         _t3 = (_v1 != 0)
         _t4 = np.where(_t3, _v1, 1)
-        _t5 = x / _t4
+        _t5 = np.divide(x, _t4, out=_spare(_t4, x))
         del _t4
         _t6 = np.where(_t3, _dot_x, 0)
         del _t3
-        _t7 = _t6 * _t5
+        _t7 = np.multiply(_t6, _t5, out=_spare_either(_t6, _t5))
         del _t5, _t6
         _t8 = np.sum(_t7)
         del _t7
         _t9 = 2 * _v1
         del _v1
-        _t10 = _t9 * _t8
+        _t10 = np.multiply(_t9, _t8, out=_spare_either(_t9, _t8))
         del _t8, _t9
-        _t11 = _t10 * _t2
+        _t11 = np.multiply(_t10, _t2, out=_spare_either(_t10, _t2))
         del _t2, _t10
-        _t12 = -_t11
+        _t12 = np.negative(_t11, out=_spare(_t11, _t11))
         del _t11
-        _t13 = _t12 * _t1
+        _t13 = np.multiply(_t12, _t1, out=_spare_either(_t12, _t1))
         del _t1, _t12
     _value = _as_array(_v5)
     return _value, _tangent_like(_t13, _value)
@@ -210,14 +210,14 @@ def hvp(primals, vectors, grad_output=None):
         _v4 = np.cos(_v3)
         _v5 = np.sin(_v4)
         _g1 = np.cos(_v4)
-        _g2 = grad_output * _g1
+        _g2 = np.multiply(grad_output, _g1, out=_spare(_g1, grad_output))
         del _g1
         _g3 = np.sin(_v3)
         del _v3
         _g4 = _g2 * _g3
-        _g5 = -_g4
+        _g5 = np.negative(_g4, out=_spare(_g4, _g4))
         del _g4
-        _g6 = 2 * _g5
+        _g6 = np.multiply(2, _g5, out=_spare(_g5, 2))
         del _g5
         _g7 = _g6 * _v1
         _g8 = (_v1 != 0)
@@ -225,82 +225,82 @@ def hvp(primals, vectors, grad_output=None):
         _g10 = x / _g9
         _g11 = np.where(_g8, _g7, 0)
         _t1 = np.where(_g8, _dot_x, 0)
-        _t2 = _t1 * _g10
+        _t2 = np.multiply(_t1, _g10, out=_spare(_t1, _g10))
         del _t1
         _t3 = np.sum(_t2)
         del _t2
         _t4 = 2 * _v1
         _t5 = _t4 * _t3
         _t6 = _t5 * _g3
-        _t7 = -_t6
+        _t7 = np.negative(_t6, out=_spare(_t6, _t6))
         del _t6
-        _t8 = _t7 * _v5
+        _t8 = np.multiply(_t7, _v5, out=_spare(_t7, _v5))
         del _t7
-        _t9 = -_t8
+        _t9 = np.negative(_t8, out=_spare(_t8, _t8))
         del _t8
-        _t10 = _t9 * grad_output
+        _t10 = np.multiply(_t9, grad_output, out=_spare(_t9, grad_output))
         del _t9
-        _t11 = _t5 * _v4
+        _t11 = np.multiply(_t5, _v4, out=_spare(_t5, _v4))
         del _t5
-        _t12 = _t10 * _g3
+        _t12 = np.multiply(_t10, _g3, out=_spare(_t10, _g3))
         del _t10
-        _t13 = _t11 * _g2
+        _t13 = np.multiply(_t11, _g2, out=_spare(_t11, _g2))
         del _t11
-        _t14 = _t12 + _t13
+        _t14 = np.add(_t12, _t13, out=_spare_either(_t12, _t13))
         del _t12, _t13
-        _t15 = -_t14
+        _t15 = np.negative(_t14, out=_spare(_t14, _t14))
         del _t14
-        _t16 = 2 * _t15
+        _t16 = np.multiply(2, _t15, out=_spare(_t15, 2))
         del _t15
-        _t17 = _t16 * _v1
+        _t17 = np.multiply(_t16, _v1, out=_spare(_t16, _v1))
         del _t16
         _t18 = _t3 * _g6
-        _t19 = _t17 + _t18
+        _t19 = np.add(_t17, _t18, out=_spare_either(_t17, _t18))
         del _t17, _t18
         _t20 = np.where(_g8, _t3, 0)
         del _t3
-        _t21 = _g10 * _t20
+        _t21 = np.multiply(_g10, _t20, out=_spare(_t20, _g10))
         del _t20
-        _t22 = _dot_x - _t21
+        _t22 = np.subtract(_dot_x, _t21, out=_spare(_t21, _dot_x))
         del _t21
-        _t23 = _t22 / _g9
+        _t23 = np.divide(_t22, _g9, out=_spare_either(_t22, _g9))
         del _g9, _t22
         _t24 = np.where(_g8, _t19, 0)
         del _t19
-        _t25 = _t24 * _g10
+        _t25 = np.multiply(_t24, _g10, out=_spare_either(_t24, _g10))
         del _g10, _t24
-        _t26 = _t23 * _g11
+        _t26 = np.multiply(_t23, _g11, out=_spare_either(_t23, _g11))
         del _g11, _t23
-        _t27 = _t25 + _t26
+        _t27 = np.add(_t25, _t26, out=_spare_either(_t25, _t26))
         del _t25, _t26
-        _t28 = _t4 * 1
+        _t28 = np.multiply(_t4, 1, out=_spare(_t4, 1))
         del _t4
         _t29 = _t28 * _g3
-        _t30 = -_t29
+        _t30 = np.negative(_t29, out=_spare(_t29, _t29))
         del _t29
-        _t31 = _t30 * _v5
+        _t31 = np.multiply(_t30, _v5, out=_spare(_t30, _v5))
         del _t30
-        _t32 = -_t31
+        _t32 = np.negative(_t31, out=_spare(_t31, _t31))
         del _t31
-        _t33 = _t32 * grad_output
+        _t33 = np.multiply(_t32, grad_output, out=_spare(_t32, grad_output))
         del _t32
-        _t34 = _t28 * _v4
+        _t34 = np.multiply(_t28, _v4, out=_spare_either(_t28, _v4))
         del _t28, _v4
-        _t35 = _t33 * _g3
+        _t35 = np.multiply(_t33, _g3, out=_spare_either(_t33, _g3))
         del _g3, _t33
-        _t36 = _t34 * _g2
+        _t36 = np.multiply(_t34, _g2, out=_spare_either(_t34, _g2))
         del _g2, _t34
-        _t37 = _t35 + _t36
+        _t37 = np.add(_t35, _t36, out=_spare_either(_t35, _t36))
         del _t35, _t36
-        _t38 = -_t37
+        _t38 = np.negative(_t37, out=_spare(_t37, _t37))
         del _t37
-        _t39 = 2 * _t38
+        _t39 = np.multiply(2, _t38, out=_spare(_t38, 2))
         del _t38
-        _t40 = _t39 * _v1
+        _t40 = np.multiply(_t39, _v1, out=_spare(_t39, _v1))
         del _t39, _v1
-        _t41 = _t40 + _g6
+        _t41 = np.add(_t40, _g6, out=_spare_either(_t40, _g6))
         del _g6, _t40
-        _t42 = _t41 * _dot_x
+        _t42 = np.multiply(_t41, _dot_x, out=_spare(_t41, _dot_x))
         del _t41
         _t43 = (_g7 == 0)
         del _g7
@@ -629,6 +629,34 @@ def _norm2(x):
     scaled = scale * np.sqrt(np.sum(r * r))
     # another library's array: both ways, lazily, and NumPy's choice between them
     return np.where(plain, np.sqrt(square), scaled) if _duck(x) else scaled
+
+
+def _spare(temporary, other):
+    """`temporary` as the `out=` of its own last operation with `other`, or None (a
+    new array): the generated code passes a temporary at its last use, which nothing
+    else refers to. It is reused where the result has exactly its shape and dtype and
+    it is a NumPy array of its own (not a 0-d scalar, a view or another library's
+    array). Each full-size array not allocated saves its first-touch page faults."""
+    if (
+        type(temporary) is not np.ndarray
+        or temporary.base is not None
+        or not temporary.flags.writeable
+        or temporary.ndim == 0
+        or _duck(other)  # the result is the other library's array
+    ):
+        return None
+    shape = temporary.shape
+    if np.broadcast_shapes(shape, np.shape(other)) != shape:
+        return None
+    if np.result_type(temporary, other) != temporary.dtype:
+        return None
+    return temporary
+
+
+def _spare_either(a, b):
+    """`_spare(a, b)`, else `_spare(b, a)`: both operands die at this operation."""
+    spare = _spare(a, b)
+    return _spare(b, a) if spare is None else spare
 
 
 def _tangent_like(tangent, value):

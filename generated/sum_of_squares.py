@@ -79,11 +79,11 @@ def value_and_grad(x, y, grad_output=None, *, threads=1):
             del _v2
             _g3 = 2 * _g2
             del _g2
-            _g4 = _g3 * y
+            _g4 = np.multiply(_g3, y, out=_spare(_g3, y))
             del _g3
             _g5 = 2 * _g1
             del _g1
-            _g6 = _g5 * x
+            _g6 = np.multiply(_g5, x, out=_spare(_g5, x))
             del _g5
             _grad_x = _g6
             del _g6
@@ -97,11 +97,11 @@ def value_and_grad(x, y, grad_output=None, *, threads=1):
             del _v2
             _g3 = 2 * _g2
             del _g2
-            _g4 = _g3 * y
+            _g4 = np.multiply(_g3, y, out=_spare(_g3, y))
             del _g3
             _g5 = 2 * _g1
             del _g1
-            _g6 = _g5 * x
+            _g6 = np.multiply(_g5, x, out=_spare(_g5, x))
             del _g5
             _grad_x = _g6
             del _g6
@@ -136,12 +136,12 @@ def jvp(primals, tangents):
         _v3 = _v1 + _v2
         del _v1, _v2
         _t1 = 2 * x
-        _t2 = _t1 * _dot_x
+        _t2 = np.multiply(_t1, _dot_x, out=_spare(_t1, _dot_x))
         del _t1
         _t3 = 2 * y
-        _t4 = _t3 * _dot_y
+        _t4 = np.multiply(_t3, _dot_y, out=_spare(_t3, _dot_y))
         del _t3
-        _t5 = _t2 + _t4
+        _t5 = np.add(_t2, _t4, out=_spare_either(_t2, _t4))
         del _t2, _t4
     _value = _as_array(_v3)
     return _value, _tangent_like(_t5, _value)
@@ -302,6 +302,34 @@ def _in_threads(function, inputs, grad_output, threads, gradients):
             out = total.astype(out[0].dtype, copy=False)
         result.append(out)
     return value, tuple(result)
+
+
+def _spare(temporary, other):
+    """`temporary` as the `out=` of its own last operation with `other`, or None (a
+    new array): the generated code passes a temporary at its last use, which nothing
+    else refers to. It is reused where the result has exactly its shape and dtype and
+    it is a NumPy array of its own (not a 0-d scalar, a view or another library's
+    array). Each full-size array not allocated saves its first-touch page faults."""
+    if (
+        type(temporary) is not np.ndarray
+        or temporary.base is not None
+        or not temporary.flags.writeable
+        or temporary.ndim == 0
+        or _duck(other)  # the result is the other library's array
+    ):
+        return None
+    shape = temporary.shape
+    if np.broadcast_shapes(shape, np.shape(other)) != shape:
+        return None
+    if np.result_type(temporary, other) != temporary.dtype:
+        return None
+    return temporary
+
+
+def _spare_either(a, b):
+    """`_spare(a, b)`, else `_spare(b, a)`: both operands die at this operation."""
+    spare = _spare(a, b)
+    return _spare(b, a) if spare is None else spare
 
 
 def _sum_like(grad, target, consumer):

@@ -14,6 +14,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from symgrad import runtime
 from symgrad.numpy_code import Line, NumpyProgram
 
@@ -106,6 +108,92 @@ def with_deletions(lines: list[Line], keep: set[str], later: set[str]) -> list[L
     return out
 
 
+# In-place reuse of dead temporaries (`out=_spare(...)`): the operators rewritten
+# (not `**`: NumPy's a ** 2 is square, a ** 0.5 sqrt, which np.power need not match).
+_OPERATORS = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide"}
+_BINARY = re.compile(r"^(\S+) ([-+*/]) (\S+)$")
+_NEGATION = re.compile(r"^-(_[vgth]\d+)$")
+_REUSABLE = re.compile(r"^_[vgth]\d+$")
+_CALL_NAME = re.compile(r"^np\.(\w+)\(")
+# NumPy calls that always return a new array (or scalar), never one of their arguments
+_FRESH_CALLS = frozenset(
+    name for name in dir(np) if isinstance(getattr(np, name, None), np.ufunc)
+) | {"where", "sum", "max", "min", "mean", "prod"}
+
+
+def _fresh(code: str) -> bool:
+    """Whether `code` makes a new array, never handing back one of its operands."""
+    if _BINARY.match(code) or _NEGATION.match(code):
+        return True
+    call = _CALL_NAME.match(code)
+    return call is not None and call.group(1) in _FRESH_CALLS and "out=" not in code
+
+
+def _aliasing_uses(code: str) -> set[str]:
+    """The temporaries `code` may hand back (so that another name shares them)."""
+    if _fresh(code):
+        return set()
+    if code.startswith("_sum_like("):  # the shapes it reads are not returned
+        return set(_TEMPORARY.findall(code.split(",")[0]))
+    return set(_TEMPORARY.findall(code))
+
+
+def with_reuse(lines: list[Line], scope: list[Line]) -> list[Line]:
+    """`lines` (with their `del`s) where an arithmetic line whose operand is a dead
+    temporary writes into it: `_g3 = _g2 * y` becomes `np.multiply(_g2, y,
+    out=_spare(_g2, y))` when `_g2` dies there. Only a temporary made by arithmetic
+    (a fresh array) that no line may have handed on (`scope`: every line of the
+    function) is reused; `_spare` checks its shape and dtype at run time."""
+    # a name may be defined in both backward branches: fresh only if fresh in both
+    fresh: dict[str, bool] = {}
+    aliased: set[str] = set()
+    for line in scope:
+        if line.name:
+            fresh[line.name] = fresh.get(line.name, True) and _fresh(line.code)
+            aliased |= _aliasing_uses(line.code)
+    out: list[Line] = []
+    for i, line in enumerate(lines):
+        if line.name:
+            dead: set[str] = set()
+            for after in lines[i + 1 :]:
+                if after.name:
+                    break
+                dead.update(after.code[4:].split(", "))
+            line = _reused(line, dead, fresh, aliased)
+        out.append(line)
+    return out
+
+
+def _reused(
+    line: Line, dead: set[str], fresh: dict[str, bool], aliased: set[str]
+) -> Line:
+    def spare(name: str) -> bool:
+        return (
+            name in dead
+            and _REUSABLE.match(name) is not None
+            and name not in aliased
+            and fresh.get(name, False)
+        )
+
+    negation = _NEGATION.match(line.code)
+    if negation and spare(negation.group(1)):
+        a = negation.group(1)
+        return Line(line.name, f"np.negative({a}, out=_spare({a}, {a}))", line.comment)
+    binary = _BINARY.match(line.code)
+    if binary is None:
+        return line
+    a, op, b = binary.groups()
+    ufunc = _OPERATORS[op]
+    if a != b and spare(a) and spare(b):  # either may be the full-size one
+        code = f"np.{ufunc}({a}, {b}, out=_spare_either({a}, {b}))"
+        return Line(line.name, code, line.comment)
+    for target, other in ((a, b), (b, a)):
+        if spare(target):
+            code = f"np.{ufunc}({a}, {b}, out=_spare({target}, {other}))"
+            return Line(line.name, code, line.comment)
+    return line
+
+
 def _temporary_order(name: str) -> tuple[str, int]:
     digits = name[2:]
     return (name[:2], int(digits) if digits.isdigit() else -1)
@@ -181,15 +269,33 @@ def render_module(
     )
     helpers = tuple(sorted(set(program.helpers) | set(always)))
 
-    def deleting(
-        lines: list[Line] | None, keep: set[str], later: set[str]
-    ) -> list[Line]:
-        lines = lines or []
-        return with_deletions(lines, keep, later) if free_early else lines
+    # value_and_grad's lines, for which temporaries another line may hand on
+    vag_scope = (
+        program.forward
+        + program.backward
+        + (program.default_backward or [])
+        + [
+            Line(f"_grad_{n}", code)
+            for codes in (program.gradients, program.default_gradients)
+            for n, code in codes.items()
+        ]
+    )
 
-    sources = runtime.source(helpers)
-    imports = ["import math", ""] if any("math." in s for s in sources) else []
-    imports.append("import numpy as np")
+    def deleting(
+        lines: list[Line] | None,
+        keep: set[str],
+        later: set[str],
+        scope: list[Line] | None = None,
+        reuse: bool = True,
+    ) -> list[Line]:
+        """`lines` with each temporary deleted after its last use and, there, written
+        into by an arithmetic line where it can be (`scope`: the function's lines)."""
+        lines = lines or []
+        if not free_early:
+            return lines
+        lines = with_deletions(lines, keep, later)
+        return with_reuse(lines, lines if scope is None else scope) if reuse else lines
+
     signature = ", ".join(inputs)
     signature_grad = f"{signature}, grad_output=None" if inputs else "grad_output=None"
     signature_forward = f"{signature}, *, threads=1" if inputs else "*, threads=1"
@@ -235,7 +341,6 @@ def render_module(
         "value_doc": _doc_block(value_doc),
         "gradient_doc": _doc_block(gradient_doc),
         "notes_doc": _doc_block(notes) if notes else "",
-        "imports": "\n".join(imports),
         "inputs_tuple": repr(tuple(inputs))
         if len(repr(tuple(inputs))) < 70
         else "(\n" + "".join(f"    {n!r},\n" for n in inputs) + ")",
@@ -276,20 +381,31 @@ def render_module(
                     )
                     for name in _TEMPORARY.findall(code)
                 },
+                vag_scope,
             ),
             " " * 8,
         )
         or "        pass",
         "value": program.value,
-        "backward_block": _backward_block(program, deleting),
+        "backward_block": _backward_block(
+            program, lambda lines, keep, later: deleting(lines, keep, later, vag_scope)
+        ),
         "gradient_return": gradient_return,
         "keep": keep,
         "backward_call": backward_call,
-        "helper_sources": sources,
         "wrt_tuple": _tuple_repr(wrt),
         "second_order": second_order,
         **_forward_mode_context(program, inputs, wrt, convert, deleting),
     }
+    texts = [text for text in context.values() if isinstance(text, str)]
+    for helper in ("_spare", "_spare_either"):
+        if any(f"{helper}(" in text for text in texts):
+            helpers = tuple(sorted({*helpers, helper}))
+    sources = runtime.source(helpers)
+    imports = ["import math", ""] if any("math." in s for s in sources) else []
+    imports.append("import numpy as np")
+    context["imports"] = "\n".join(imports)
+    context["helper_sources"] = sources
     return _environment().get_template("module.py.jinja").render(**context)
 
 
@@ -442,8 +558,11 @@ def _forward_mode_context(
             )
             or "    pass",
             "hessian_body": _body(
-                deleting(
-                    program.forward + (program.hessian or []), set(entries), set()
+                deleting(  # scalars: no arrays to reuse
+                    program.forward + (program.hessian or []),
+                    set(entries),
+                    set(),
+                    reuse=False,
                 ),
                 " " * 8,
             )
