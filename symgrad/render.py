@@ -138,42 +138,49 @@ def _aliasing_uses(code: str) -> set[str]:
     return set(_TEMPORARY.findall(code))
 
 
-def with_reuse(lines: list[Line], scope: list[Line]) -> list[Line]:
-    """`lines` (with their `del`s) where an arithmetic line whose operand is a dead
-    temporary writes into it: `_g3 = _g2 * y` becomes `np.multiply(_g2, y,
-    out=_spare(_g2, y))` when `_g2` dies there. Only a temporary made by arithmetic
-    (a fresh array) that no line may have handed on (`scope`: every line of the
-    function) is reused; `_spare` checks its shape and dtype at run time."""
-    # a name may be defined in both backward branches: fresh only if fresh in both
+def spare_temporaries(scope: list[Line]) -> set[str]:
+    """The temporaries of a function (`scope`: all its lines) that may be written
+    into at their last use: made by arithmetic (fresh arrays) and never handed on by
+    another line (a name defined in both backward branches must be fresh in both)."""
     fresh: dict[str, bool] = {}
     aliased: set[str] = set()
     for line in scope:
         if line.name:
-            fresh[line.name] = fresh.get(line.name, True) and _fresh(line.code)
-            aliased |= _aliasing_uses(line.code)
+            made = _fresh(line.code)
+            fresh[line.name] = fresh.get(line.name, True) and made
+            if not made:
+                aliased |= _aliasing_uses(line.code)
+    return {
+        name
+        for name, ok in fresh.items()
+        if ok and name not in aliased and _REUSABLE.match(name)
+    }
+
+
+def with_reuse(lines: list[Line], spare: set[str]) -> list[Line]:
+    """`lines` (with their `del`s) where an arithmetic line whose operand is a dead
+    temporary of `spare` (see spare_temporaries) writes into it: `_g3 = _g2 * y`
+    becomes `np.multiply(_g2, y, out=_spare(_g2, y))` when `_g2` dies there;
+    `_spare` checks its shape and dtype at run time."""
     out: list[Line] = []
+    count = len(lines)
     for i, line in enumerate(lines):
-        if line.name:
+        if line.name and i + 1 < count and not lines[i + 1].name:
             dead: set[str] = set()
-            for after in lines[i + 1 :]:
-                if after.name:
-                    break
-                dead.update(after.code[4:].split(", "))
-            line = _reused(line, dead, fresh, aliased)
+            j = i + 1
+            while j < count and not lines[j].name:  # the dels after the line
+                dead.update(lines[j].code[4:].split(", "))
+                j += 1
+            dead &= spare
+            if dead:
+                line = _reused(line, dead)
         out.append(line)
     return out
 
 
-def _reused(
-    line: Line, dead: set[str], fresh: dict[str, bool], aliased: set[str]
-) -> Line:
+def _reused(line: Line, dead: set[str]) -> Line:
     def spare(name: str) -> bool:
-        return (
-            name in dead
-            and _REUSABLE.match(name) is not None
-            and name not in aliased
-            and fresh.get(name, False)
-        )
+        return name in dead
 
     negation = _NEGATION.match(line.code)
     if negation and spare(negation.group(1)):
@@ -281,6 +288,8 @@ def render_module(
         ]
     )
 
+    vag_spare = spare_temporaries(vag_scope)
+
     def deleting(
         lines: list[Line] | None,
         keep: set[str],
@@ -294,7 +303,10 @@ def render_module(
         if not free_early:
             return lines
         lines = with_deletions(lines, keep, later)
-        return with_reuse(lines, lines if scope is None else scope) if reuse else lines
+        if not reuse:
+            return lines
+        spare = vag_spare if scope is vag_scope else spare_temporaries(scope or lines)
+        return with_reuse(lines, spare)
 
     signature = ", ".join(inputs)
     signature_grad = f"{signature}, grad_output=None" if inputs else "grad_output=None"
