@@ -14,6 +14,7 @@ or above it (the module does more than it must).
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import os
 import statistics
@@ -162,31 +163,32 @@ def main(argv: list[str] | None = None) -> None:
     print("| case | symgrad v&g ms | NumPy floor ms | module / floor |")
     print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        for key, (expression, inputs, floor) in _floors(rng).items():
+        for expression, inputs, floor in _floors(rng).values():
             module = _module(expression, Path(tmp))
             ordered = [inputs[n] for n in module.INPUTS]
             value = module.value_and_grad(*ordered)[0]
             # the floor computes the same value (it is a floor, not a shortcut)
             np.testing.assert_allclose(floor(**inputs)[0], value, rtol=1e-9, atol=1e-12)
             mine = _median_ms(
-                lambda: module.value_and_grad(*ordered), args.repeat, clock
+                functools.partial(module.value_and_grad, *ordered), args.repeat, clock
             )
-            least = _median_ms(lambda: floor(**inputs), args.repeat, clock)
+            least = _median_ms(functools.partial(floor, **inputs), args.repeat, clock)
             print(f"| `{expression}` | {mine:.2f} | {least:.2f} | {mine / least:.2f} |")
     print()
     x = 2 * rng.standard_normal(N)
-    line = f"np.cos + np.sin of {N:.0e}: {_median_ms(lambda: (np.cos(x), np.sin(x)), args.repeat, clock):.2f} ms"
-    line += f"; symgrad's NumPy erf: {_median_ms(lambda: _erf(x), args.repeat, clock):.2f} ms"
+    trig = _median_ms(lambda: (np.cos(x), np.sin(x)), args.repeat, clock)
+    erf = _median_ms(lambda: _erf(x), args.repeat, clock)
+    line = (
+        f"np.cos + np.sin of {N:.0e}: {trig:.2f} ms; symgrad's NumPy erf: {erf:.2f} ms"
+    )
     try:
         import torch
 
         torch.set_num_threads(1)
         t = torch.from_numpy(x)
-        line += (
-            f"; torch.cos + torch.sin: "
-            f"{_median_ms(lambda: (torch.cos(t), torch.sin(t)), args.repeat, clock):.2f} ms"
-            f"; torch.erf: {_median_ms(lambda: torch.erf(t), args.repeat, clock):.2f} ms"
-        )
+        trig = _median_ms(lambda: (torch.cos(t), torch.sin(t)), args.repeat, clock)
+        erf = _median_ms(lambda: torch.erf(t), args.repeat, clock)
+        line += f"; torch.cos + torch.sin: {trig:.2f} ms; torch.erf: {erf:.2f} ms"
     except ImportError:
         pass
     print(line)

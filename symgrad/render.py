@@ -142,13 +142,31 @@ def spare_temporaries(scope: list[Line]) -> set[str]:
     """The temporaries of a function (`scope`: all its lines) that may be written
     into at their last use: made by arithmetic (fresh arrays) and never handed on by
     another line (a name defined in both backward branches must be fresh in both)."""
+    # A _sum_like of a fresh temporary used nowhere else hands on that temporary or
+    # a new sum: either way its result is the only name left for the array, and is
+    # as fresh as the temporary was (the temporary itself is not reused: aliased).
+    uses: dict[str, int] = {}
+    summed: dict[str, int] = {}
+    defined: dict[str, int] = {}
+    for line in scope:
+        defined[line.name] = defined.get(line.name, 0) + 1
+        for name in set(_TEMPORARY.findall(line.code)):
+            uses[name] = uses.get(name, 0) + 1
+        if line.code.startswith("_sum_like("):
+            first = line.code[10:].split(",")[0]
+            summed[first] = summed.get(first, 0) + 1
     fresh: dict[str, bool] = {}
     aliased: set[str] = set()
     for line in scope:
         if line.name:
             made = _fresh(line.code)
+            if not made and line.code.startswith("_sum_like("):
+                first = line.code[10:].split(",")[0]
+                # once per definition (a temporary summed twice may be both results)
+                once = uses.get(first) == summed[first] == defined.get(first)
+                made = fresh.get(first, False) and once
             fresh[line.name] = fresh.get(line.name, True) and made
-            if not made:
+            if not _fresh(line.code):
                 aliased |= _aliasing_uses(line.code)
     return {
         name
