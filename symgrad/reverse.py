@@ -86,6 +86,11 @@ class Program:
         """The nodes the value depends on, arguments first (computed once)."""
         return ancestors([self.output])
 
+    @functools.cached_property
+    def forward_dependencies(self) -> dict[int, frozenset[int]]:
+        """`dependencies` of the forward nodes (computed once)."""
+        return dependencies(self.forward_nodes)
+
     def gradients(self, default: bool) -> dict[str, Node | None]:
         backward = self.default_backward if default else self.backward
         return {n: backward.gradient(self.input_nodes[n]) for n in self.wrt}
@@ -105,13 +110,12 @@ class Program:
         """Each forward node's tangent (absent: 0) for the wrt inputs' tangents."""
         from symgrad import forward
 
-        nodes = self.forward_nodes
         return forward.push(
             self.graph,
-            nodes,
+            self.forward_nodes,
             self._tangent_seeds(),
             self.convention,
-            dependencies(nodes),
+            self.forward_dependencies,
         )
 
     @property
@@ -433,7 +437,7 @@ def build_program(
         if len(forward) <= ONE_PASS_NODES
         else seeded
     )
-    return Program(
+    program = Program(
         text=text,
         graph=graph,
         inputs=inputs,
@@ -444,6 +448,10 @@ def build_program(
         backward=seeded,
         default_backward=default,
     )
+    # found above: kept, not walked again on first use (a large graph's walk is costly)
+    program.forward_nodes = forward
+    program.forward_dependencies = deps
+    return program
 
 
 def _needs_grad(forward: list[Node], wanted: set[int]) -> set[int]:
@@ -478,7 +486,10 @@ def dependencies(forward: list[Node]) -> dict[int, frozenset[int]]:
             if any(p is MANY for p in parts):
                 deps[node.id] = MANY
                 continue
-            union = frozenset().union(*parts)
+            # the largest part when it holds the others (x**2, 100*x): no new set
+            union = max(parts, key=len, default=frozenset())
+            if not all(p <= union for p in parts):
+                union = frozenset().union(*parts)
             deps[node.id] = union if len(union) <= MAX_TRACKED_INPUTS else MANY
     return deps
 
@@ -505,53 +516,74 @@ def _backward(
     if output.id not in needs:
         return result
     pending: dict[int, list[Contribution]] = {}
-    gate_of: dict[int, list[Node | None]] = {output.id: [None]}
+    # each target's contributions' where-branch gates: those with none (which make
+    # the combined gate none) are only counted, not listed
+    gated: dict[int, list[Node]] = {}
+    ungated: set[int] = {output.id}
+    apply = graph.apply
     for node in reversed(forward):
-        if node.id not in needs:
+        nid = node.id
+        if nid not in needs:
             continue
         if node is output:
             adjoint = seed
         else:
-            contributions = pending.pop(node.id, [])
+            contributions = pending.pop(nid, None)
             if not contributions:
                 continue
             adjoint = contributions[0].term
             for c in contributions[1:]:
-                adjoint = graph.apply("add", adjoint, c.term)
-            result.terms[node.id] = contributions
-        result.adjoints[node.id] = adjoint
+                adjoint = apply("add", adjoint, c.term)
+            result.terms[nid] = contributions
+        result.adjoints[nid] = adjoint
         result.order.append(node)
-        gate = _combine_gates(graph, gate_of.pop(node.id, [None]))
+        listed_gates = gated.pop(nid, None)
+        gate = (
+            None
+            if nid in ungated or listed_gates is None
+            else _combine_gates(graph, listed_gates)
+        )
         if gate is not None:
-            result.gates[node.id] = gate
-        if node.op == "input" or not node.args:
+            result.gates[nid] = gate
+        args = node.args
+        if node.op == "input" or not args:
             continue
+        several = len(args) > 1
+        where = node.op == "where"
+        shape = deps[nid]
         for position, term in local_terms(graph, node, adjoint, needs, convention):
-            target = node.args[position]
+            target = args[position]
             branch_gate = gate
-            if node.op == "where" and position in (1, 2):
-                condition = node.args[0]
+            if where and position in (1, 2):
+                condition = args[0]
                 if position == 2:
-                    condition = graph.apply("not", condition)
+                    condition = apply("not", condition)
                 branch_gate = (
-                    condition if gate is None else graph.apply("and", gate, condition)
+                    condition if gate is None else apply("and", gate, condition)
                 )
             elif gate is not None:
-                term = graph.apply("select", gate, term)
-            if len(node.args) > 1 and _may_broadcast(deps[target.id], deps[node.id]):
-                term = graph.apply("unbroadcast", term, target, node)
+                term = apply("select", gate, term)
+            if several and _may_broadcast(deps[target.id], shape):
+                term = apply("unbroadcast", term, target, node)
                 if branch_gate is not None:  # the gate, or-reduced to target's shape
-                    branch_gate = graph.apply("any_like", branch_gate, target)
-            pending.setdefault(target.id, []).append(
-                Contribution(node, position, target, term)
-            )
-            gate_of.setdefault(target.id, []).append(branch_gate)
+                    branch_gate = apply("any_like", branch_gate, target)
+            contribution = Contribution(node, position, target, term)
+            tid = target.id
+            listed = pending.get(tid)
+            if listed is None:
+                pending[tid] = [contribution]
+            else:
+                listed.append(contribution)
+            if branch_gate is None:
+                ungated.add(tid)
+            else:
+                gated.setdefault(tid, []).append(branch_gate)
     return result
 
 
 def _combine_gates(graph: Graph, gates: list[Node | None]) -> Node | None:
     """The gate of a sum of contributions: none if any contribution is ungated."""
-    if any(g is None for g in gates):
+    if None in gates:  # (a Node equals only itself)
         return None
     combined = gates[0]
     for g in gates[1:]:
