@@ -69,45 +69,109 @@ def wrap(prefix: str, code: str, indent: str, width: int = LINE_WIDTH) -> list[s
     return [indent + prefix + "("] + [inner + part for part in body] + [indent + ")"]
 
 
-def _body(lines: list[Line], indent: str) -> str:
+def _body(lines: list[Line] | _Deleting, indent: str) -> str:
+    if isinstance(lines, _Deleting):
+        return lines.body(indent)
     out: list[str] = []
-    for line in lines:
-        if line.name:
-            out.extend(wrap(f"{line.name} = ", line.code, indent))
-        else:  # a statement of its own (del)
-            out.extend(wrap("", line.code, indent))
+    append = out.append
+    for line in lines:  # a short line as wrap() would give it, without calling it
+        prefix = f"{line.name} = " if line.name else ""  # else a statement (del)
+        text = f"{indent}{prefix}{line.code}"
+        if len(text) <= LINE_WIDTH:
+            append(text)
+        else:
+            out.extend(wrap(prefix, line.code, indent))
     return "\n".join(out)
 
 
 _TEMPORARY = re.compile(r"(?<![\w.])_(?:[vgth]\d+|dtype)\b")
 
 
+def _deaths(lines: list[Line]) -> dict[int, tuple[str, ...]]:
+    """The temporaries of `lines` each line uses for the last time (or defines and
+    never uses), by line index, in `del` order."""
+    temporaries = _TEMPORARY.findall
+    is_temporary = _TEMPORARY.fullmatch
+    last: dict[str, int] = {}
+    for i, line in enumerate(lines):
+        for name in temporaries(line.code):
+            last[name] = i
+        name = line.name
+        if name and name not in last and is_temporary(name):
+            last[name] = i  # defined and never used: dead at once
+    # tuples of strings, which the garbage collector stops tracking (lists would be
+    # traversed at every full collection while they live)
+    deaths: dict[int, tuple[str, ...]] = {}
+    for name, i in last.items():
+        deaths[i] = deaths.get(i, ()) + (name,)
+    for i, names in deaths.items():
+        if len(names) > 1:
+            deaths[i] = tuple(sorted(names, key=_temporary_order))
+    return deaths
+
+
 def with_deletions(lines: list[Line], keep: set[str], later: set[str]) -> list[Line]:
     """`lines` with `del` after each temporary's last use, so that large arrays are
     freed as soon as they are dead; names in `keep` (results) or used `later` stay."""
-    last: dict[str, int] = {}
-    for i, line in enumerate(lines):
-        for name in _TEMPORARY.findall(line.code):
-            last[name] = i
-        if line.name and _TEMPORARY.fullmatch(line.name):
-            last.setdefault(line.name, i)  # defined and never used: dead at once
-    dead_after: dict[int, list[str]] = {}
-    for name, i in last.items():
-        if name not in keep and name not in later:
-            dead_after.setdefault(i, []).append(name)
+    deaths = _deaths(lines)
     out: list[Line] = []
     for i, line in enumerate(lines):
         out.append(line)
-        if i in dead_after:
-            names = sorted(dead_after[i], key=_temporary_order)
-            for start in range(0, len(names), 8):  # short lines: del cannot be wrapped
-                out.append(Line("", "del " + ", ".join(names[start : start + 8])))
+        dead = [n for n in deaths.get(i, ()) if n not in keep and n not in later]
+        for start in range(0, len(dead), 8):  # short lines: del cannot be wrapped
+            out.append(Line("", "del " + ", ".join(dead[start : start + 8])))
     return out
 
 
-def _temporary_order(name: str) -> tuple[str, int]:
-    digits = name[2:]
-    return (name[:2], int(digits) if digits.isdigit() else -1)
+class _Deleting:
+    """`with_deletions(lines, keep, later)` before it is laid out: `_body` writes its
+    text directly, without a `Line` per `del` in between (a large module has hundreds
+    of thousands), and bodies of the same lines (`forward` and `value_and_grad`)
+    can share where the temporaries die."""
+
+    def __init__(
+        self,
+        lines: list[Line],
+        keep: set[str],
+        later: set[str],
+        deaths: dict[int, tuple[str, ...]] | None = None,
+    ) -> None:
+        self.lines = lines
+        self.keep = keep
+        self.later = later
+        self.deaths = _deaths(lines) if deaths is None else deaths
+
+    def body(self, indent: str) -> str:
+        """`_body(with_deletions(lines, keep, later), indent)`."""
+        deaths, keep, later = self.deaths, self.keep, self.later
+        out: list[str] = []
+        append = out.append
+        for i, line in enumerate(self.lines):
+            name, code = line.name, line.code
+            prefix = f"{name} = " if name else ""
+            text = f"{indent}{prefix}{code}"
+            if len(text) <= LINE_WIDTH:
+                append(text)
+            else:
+                out.extend(wrap(prefix, code, indent))
+            dead = deaths.get(i)
+            if dead is None:
+                continue
+            dead = [n for n in dead if n not in keep and n not in later]
+            for start in range(0, len(dead), 8):  # short lines: del is not wrapped
+                code = "del " + ", ".join(dead[start : start + 8])
+                text = indent + code
+                if len(text) <= LINE_WIDTH:
+                    append(text)
+                else:
+                    out.extend(wrap("", code, indent))
+        return "\n".join(out)
+
+
+def _temporary_order(name: str) -> tuple[str, int, str]:
+    # `_v` then `_g`... by number: numbers have no leading zeros, so a shorter one is
+    # smaller (`_dtype` sorts among the `_d`s, where it is alone)
+    return (name[:2], len(name), name)
 
 
 def _uses(lines: list[Line] | None) -> set[str]:
@@ -176,11 +240,19 @@ def render_module(
     always = ALWAYS_HELPERS + (SECOND_ORDER_HELPERS if second_order else ())
     helpers = tuple(sorted(set(program.helpers) | set(always)))
 
+    # where each list's temporaries die, shared by its bodies (the list is kept: its
+    # id is the key)
+    deaths: dict[int, tuple[list[Line], dict[int, tuple[str, ...]]]] = {}
+
     def deleting(
         lines: list[Line] | None, keep: set[str], later: set[str]
-    ) -> list[Line]:
+    ) -> list[Line] | _Deleting:
         lines = lines or []
-        return with_deletions(lines, keep, later) if free_early else lines
+        if not free_early:
+            return lines
+        if id(lines) not in deaths:
+            deaths[id(lines)] = (lines, _deaths(lines))
+        return _Deleting(lines, keep, later, deaths[id(lines)][1])
 
     sources = runtime.source(helpers)
     imports = ["import math", ""] if any("math." in s for s in sources) else []
