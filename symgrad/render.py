@@ -87,18 +87,27 @@ def _body(lines: list[Line] | _Deleting, indent: str) -> str:
 _TEMPORARY = re.compile(r"(?<![\w.])_(?:[vgth]\d+|dtype)\b")
 
 
-def _deaths(lines: list[Line]) -> dict[int, tuple[str, ...]]:
-    """The temporaries of `lines` each line uses for the last time (or defines and
-    never uses), by line index, in `del` order."""
+def _last_uses(
+    lines: list[Line], start: int = 0, last: dict[str, int] | None = None
+) -> dict[str, int]:
+    """The index of the line where each temporary of `lines` is used for the last
+    time (or defined, if never used); `last` holds them for `lines[:start]`."""
     temporaries = _TEMPORARY.findall
     is_temporary = _TEMPORARY.fullmatch
-    last: dict[str, int] = {}
-    for i, line in enumerate(lines):
+    last = {} if last is None else last
+    for i in range(start, len(lines)):
+        line = lines[i]
         for name in temporaries(line.code):
             last[name] = i
         name = line.name
         if name and name not in last and is_temporary(name):
             last[name] = i  # defined and never used: dead at once
+    return last
+
+
+def _deaths(last: dict[str, int]) -> dict[int, tuple[str, ...]]:
+    """The temporaries each line uses for the last time, by line index, in `del`
+    order, from `_last_uses`."""
     # tuples of strings, which the garbage collector stops tracking (lists would be
     # traversed at every full collection while they live)
     deaths: dict[int, tuple[str, ...]] = {}
@@ -113,7 +122,7 @@ def _deaths(lines: list[Line]) -> dict[int, tuple[str, ...]]:
 def with_deletions(lines: list[Line], keep: set[str], later: set[str]) -> list[Line]:
     """`lines` with `del` after each temporary's last use, so that large arrays are
     freed as soon as they are dead; names in `keep` (results) or used `later` stay."""
-    deaths = _deaths(lines)
+    deaths = _deaths(_last_uses(lines))
     out: list[Line] = []
     for i, line in enumerate(lines):
         out.append(line)
@@ -139,25 +148,33 @@ class _Deleting:
         self.lines = lines
         self.keep = keep
         self.later = later
-        self.deaths = _deaths(lines) if deaths is None else deaths
+        self.deaths = _deaths(_last_uses(lines)) if deaths is None else deaths
 
     def body(self, indent: str) -> str:
         """`_body(with_deletions(lines, keep, later), indent)`."""
         deaths, keep, later = self.deaths, self.keep, self.later
+        kept = keep | later
         out: list[str] = []
         append = out.append
         for i, line in enumerate(self.lines):
             name, code = line.name, line.code
-            prefix = f"{name} = " if name else ""
-            text = f"{indent}{prefix}{code}"
+            text = f"{indent}{name} = {code}" if name else indent + code
             if len(text) <= LINE_WIDTH:
                 append(text)
             else:
-                out.extend(wrap(prefix, code, indent))
+                out.extend(wrap(f"{name} = " if name else "", code, indent))
             dead = deaths.get(i)
             if dead is None:
                 continue
-            dead = [n for n in dead if n not in keep and n not in later]
+            if len(dead) == 1:  # (the common case: one name, a short line)
+                if dead[0] not in kept:
+                    text = f"{indent}del {dead[0]}"
+                    if len(text) <= LINE_WIDTH:
+                        append(text)
+                    else:
+                        out.extend(wrap("", f"del {dead[0]}", indent))
+                continue
+            dead = [n for n in dead if n not in kept]
             for start in range(0, len(dead), 8):  # short lines: del is not wrapped
                 code = "del " + ", ".join(dead[start : start + 8])
                 text = indent + code
@@ -175,7 +192,8 @@ def _temporary_order(name: str) -> tuple[str, int, str]:
 
 
 def _uses(lines: list[Line] | None) -> set[str]:
-    return {n for line in lines or [] for n in _TEMPORARY.findall(line.code)}
+    # (one search of the joined code: a temporary never spans a line break)
+    return set(_TEMPORARY.findall("\n".join([line.code for line in lines or []])))
 
 
 def _doc_block(items: list[str], indent: str = "    ", limit: int = 40) -> str:
@@ -240,9 +258,10 @@ def render_module(
     always = ALWAYS_HELPERS + (SECOND_ORDER_HELPERS if second_order else ())
     helpers = tuple(sorted(set(program.helpers) | set(always)))
 
-    # where each list's temporaries die, shared by its bodies (the list is kept: its
-    # id is the key)
-    deaths: dict[int, tuple[list[Line], dict[int, tuple[str, ...]]]] = {}
+    # where each list's temporaries are last used, shared by its bodies and carried on
+    # into lists that extend it (forward + jvp); the list is kept, its id is the key
+    scanned: dict[int, tuple[list[Line], dict[str, int], dict[int, tuple[str, ...]]]]
+    scanned = {}
 
     def deleting(
         lines: list[Line] | None, keep: set[str], later: set[str]
@@ -250,9 +269,15 @@ def render_module(
         lines = lines or []
         if not free_early:
             return lines
-        if id(lines) not in deaths:
-            deaths[id(lines)] = (lines, _deaths(lines))
-        return _Deleting(lines, keep, later, deaths[id(lines)][1])
+        entry = scanned.get(id(lines))
+        if entry is None:
+            start, last = 0, {}
+            for known, known_last, _ in scanned.values():
+                if start < len(known) <= len(lines) and lines[: len(known)] == known:
+                    start, last = len(known), dict(known_last)
+            last = _last_uses(lines, start, last)
+            entry = scanned[id(lines)] = (lines, last, _deaths(last))
+        return _Deleting(lines, keep, later, entry[2])
 
     sources = runtime.source(helpers)
     imports = ["import math", ""] if any("math." in s for s in sources) else []
