@@ -26,7 +26,7 @@ consumer is summed back to the argument's shape (`unbroadcast`).
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,9 +57,23 @@ class Backward:
 
     seed: Node
     adjoints: dict[int, Node] = field(default_factory=dict)  # node id -> adjoint
-    terms: dict[int, list[Contribution]] = field(default_factory=dict)
     gates: dict[int, Node] = field(default_factory=dict)  # where-branch conditions
     order: list[Node] = field(default_factory=list)  # nodes with adjoints, f first
+    # How to record `terms`: the pass run again (it finds every node it makes in the
+    # graph already). Generated code never reads them, and a large program's would
+    # be hundreds of thousands of objects the garbage collector traverses.
+    record: Callable[[], dict[int, list[Contribution]]] | None = field(
+        default=None, repr=False
+    )
+    _terms: dict[int, list[Contribution]] | None = field(default=None, repr=False)
+
+    @property
+    def terms(self) -> dict[int, list[Contribution]]:
+        """Each node's contributions (the terms of its adjoint, in order), recorded
+        on first use."""
+        if self._terms is None:
+            self._terms = self.record() if self.record is not None else {}
+        return self._terms
 
     def gradient(self, node: Node) -> Node | None:
         return self.adjoints.get(node.id)
@@ -511,11 +525,23 @@ def _backward(
     deps: dict[int, frozenset[int]],
     needs: set[int],
     convention: str,
+    *,
+    record: bool = False,
 ) -> Backward:
+    """The adjoints for `seed`; with `record`, the terms of each (`Backward.terms`),
+    else a way to record them on first use."""
     result = Backward(seed=seed)
+    if record:
+        result._terms = {}
+    else:
+        result.record = functools.partial(
+            _recorded, graph, forward, output, seed, deps, needs, convention
+        )
     if output.id not in needs:
         return result
-    pending: dict[int, list[Contribution]] = {}
+    # each target's terms so far: one node, or a list of them in order
+    pending: dict[int, Node | list[Node]] = {}
+    recorded: dict[int, list[Contribution]] = {}
     # each target's contributions' where-branch gates: those with none (which make
     # the combined gate none) are only counted, not listed
     gated: dict[int, list[Node]] = {}
@@ -528,13 +554,17 @@ def _backward(
         if node is output:
             adjoint = seed
         else:
-            contributions = pending.pop(nid, None)
-            if not contributions:
+            found = pending.pop(nid, None)
+            if found is None:
                 continue
-            adjoint = contributions[0].term
-            for c in contributions[1:]:
-                adjoint = apply("add", adjoint, c.term)
-            result.terms[nid] = contributions
+            if type(found) is list:
+                adjoint = found[0]
+                for term in found[1:]:
+                    adjoint = apply("add", adjoint, term)
+            else:
+                adjoint = found
+            if record:
+                result.terms[nid] = recorded.pop(nid)
         result.adjoints[nid] = adjoint
         result.order.append(node)
         listed_gates = gated.pop(nid, None)
@@ -567,18 +597,39 @@ def _backward(
                 term = apply("unbroadcast", term, target, node)
                 if branch_gate is not None:  # the gate, or-reduced to target's shape
                     branch_gate = apply("any_like", branch_gate, target)
-            contribution = Contribution(node, position, target, term)
             tid = target.id
-            listed = pending.get(tid)
-            if listed is None:
-                pending[tid] = [contribution]
+            previous = pending.get(tid)
+            if previous is None:
+                pending[tid] = term
+            elif type(previous) is list:
+                previous.append(term)
             else:
-                listed.append(contribution)
+                pending[tid] = [previous, term]
+            if record:
+                recorded.setdefault(tid, []).append(
+                    Contribution(node, position, target, term)
+                )
             if branch_gate is None:
                 ungated.add(tid)
             else:
                 gated.setdefault(tid, []).append(branch_gate)
     return result
+
+
+def _recorded(
+    graph: Graph,
+    forward: list[Node],
+    output: Node,
+    seed: Node,
+    deps: dict[int, frozenset[int]],
+    needs: set[int],
+    convention: str,
+) -> dict[int, list[Contribution]]:
+    """The terms of each adjoint of a pass made already, by making it again."""
+    again = _backward(
+        graph, forward, output, seed, deps, needs, convention, record=True
+    )
+    return again.terms
 
 
 def _combine_gates(graph: Graph, gates: list[Node | None]) -> Node | None:
