@@ -122,7 +122,7 @@ def push(
         if node.id in tangents or not node.args:
             continue
         tangent = _tangent(graph, node, tangents, shaped, convention, deps)
-        if tangent is None or (tangent.is_const and tangent.value == 0):
+        if tangent is None or (tangent.op == "const" and tangent.value == 0):
             continue
         tangents[node.id] = tangent
     return tangents
@@ -140,13 +140,14 @@ def _tangent(
     reads it)."""
     if node.is_mask or node.op in NO_TANGENT:
         return None
-    carried = [(i, tangents.get(a.id)) for i, a in enumerate(node.args)]
-    if all(t is None for _, t in carried):
+    args = node.args
+    carried = [tangents.get(a.id) for a in args]  # None: no tangent
+    if not any(carried):  # (a Node is always true)
         return None
     rule = node.rule
     assert rule is not None, node
     if node.op in LINEAR_IN_FIRST:  # the same operation moves the tangent
-        first = carried[0][1]
+        first = carried[0]
         if first is None:
             return None
         if node.op not in ("slice", "index"):
@@ -161,22 +162,25 @@ def _tangent(
         return tangent
     own = None
     if rule.tangent is not None:  # the row's own forward rule
-        own = tangent_term(graph, node, [t for _, t in carried], convention)
+        own = tangent_term(graph, node, carried, convention)
     if own is not None:
         if shaped is None:
             return own
         cover = _Cover.union(
-            [shaped.get(own.id)]
-            + [shaped.get(t.id) for _, t in carried if t is not None]
+            [shaped.get(own.id)] + [shaped.get(t.id) for t in carried if t is not None]
         )
         if cover is not None:
             shaped[own.id] = cover
         return own
     # the arguments sharing one tangent (x in x*x) go through one replay of the rule
     groups: dict[int, tuple[Node, set[int]]] = {}
-    for i, t in carried:
+    for a, t in zip(args, carried, strict=True):
         if t is not None:
-            groups.setdefault(t.id, (t, set()))[1].add(node.args[i].id)
+            group = groups.get(t.id)
+            if group is None:
+                groups[t.id] = (t, {a.id})
+            else:
+                group[1].add(a.id)
     terms: list[Node] = []
     covers: list[_Cover | None] = []
     for t, args in groups.values():

@@ -54,8 +54,8 @@ def tangent_term(
     rule = registry.BY_NAME[node.op]
     if rule.tangent is None or (convention == "jax" and rule.jax is not None):
         return None  # (a JAX-convention row: its jvp is its partials')
-    pattern = tuple(_constant_key(a) for a in node.args)
-    present = tuple(t is not None for t in tangents)
+    pattern = tuple([None if a.op != "const" else _constant_key(a) for a in node.args])
+    present = tuple([t is not None for t in tangents])
     recipe = _tangent_recipe(node.op, pattern, present, convention)
     terms = _replay(graph, recipe, node, tuple(tangents))
     return terms[0][1] if terms else None
