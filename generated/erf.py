@@ -66,7 +66,7 @@ def value_and_grad(x, grad_output=None, *, threads=1):
         _v1 = _erf(x)
         if grad_output is None:  # the gradient of sum(value)
             _g1 = x ** 2
-            _g2 = -_g1
+            _g2 = np.negative(_g1, out=_spare(_g1, _g1))
             del _g1
             _g3 = np.exp(_g2)
             del _g2
@@ -80,7 +80,7 @@ def value_and_grad(x, grad_output=None, *, threads=1):
         else:
             grad_output = _as_array(grad_output)
             _g1 = x ** 2
-            _g2 = -_g1
+            _g2 = np.negative(_g1, out=_spare(_g1, _g1))
             del _g1
             _g3 = np.exp(_g2)
             del _g2
@@ -115,7 +115,7 @@ def jvp(primals, tangents):
     with np.errstate(all="ignore"):
         _v1 = _erf(x)
         _t1 = x ** 2
-        _t2 = -_t1
+        _t2 = np.negative(_t1, out=_spare(_t1, _t1))
         del _t1
         _t3 = np.exp(_t2)
         del _t2

@@ -47,7 +47,7 @@ def forward(x, *, threads=1):
         _v1 = _norm2(x)
         _v2 = _v1 ** 2
         del _v1
-        _v3 = _v2 + 1
+        _v3 = np.add(_v2, 1, out=_spare(_v2, 1))
         del _v2
         _v4 = np.cos(_v3)
         del _v3
@@ -71,7 +71,7 @@ def value_and_grad(x, grad_output=None, *, threads=1):
     with np.errstate(all="ignore"):
         _v1 = _norm2(x)
         _v2 = _v1 ** 2
-        _v3 = _v2 + 1
+        _v3 = np.add(_v2, 1, out=_spare(_v2, 1))
         del _v2
         _v4 = np.cos(_v3)
         _v5 = np.sin(_v4)
@@ -90,7 +90,7 @@ def value_and_grad(x, grad_output=None, *, threads=1):
             del _g6
             _g8 = np.multiply(2, _g7, out=_spare(_g7, 2))
             del _g7
-            _g9 = _g8 * _v1
+            _g9 = np.multiply(_g8, _v1, out=_spare(_g8, _v1))
             del _g8, _v1
             _g10 = np.where(_g3, _g9, 0)
             del _g3, _g9
@@ -106,7 +106,7 @@ def value_and_grad(x, grad_output=None, *, threads=1):
             del _g1
             _g3 = np.sin(_v3)
             del _v3
-            _g4 = np.multiply(_g2, _g3, out=_spare(_g2, _g3))
+            _g4 = np.multiply(_g2, _g3, out=_spare_either(_g2, _g3))
             del _g2, _g3
             _g5 = np.negative(_g4, out=_spare(_g4, _g4))
             del _g4
@@ -149,7 +149,7 @@ def jvp(primals, tangents):
     with np.errstate(all="ignore"):
         _v1 = _norm2(x)
         _v2 = _v1 ** 2
-        _v3 = _v2 + 1
+        _v3 = np.add(_v2, 1, out=_spare(_v2, 1))
         del _v2
         _v4 = np.cos(_v3)
         _v5 = np.sin(_v4)

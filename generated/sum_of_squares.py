@@ -46,7 +46,7 @@ def forward(x, y, *, threads=1):
     with np.errstate(all="ignore"):
         _v1 = x ** 2
         _v2 = y ** 2
-        _v3 = _v1 + _v2
+        _v3 = np.add(_v1, _v2, out=_spare_either(_v1, _v2))
         del _v1, _v2
     return _as_array(_v3)
 
@@ -133,7 +133,7 @@ def jvp(primals, tangents):
     with np.errstate(all="ignore"):
         _v1 = x ** 2
         _v2 = y ** 2
-        _v3 = _v1 + _v2
+        _v3 = np.add(_v1, _v2, out=_spare_either(_v1, _v2))
         del _v1, _v2
         _t1 = 2 * x
         _t2 = np.multiply(_t1, _dot_x, out=_spare(_t1, _dot_x))

@@ -43,6 +43,10 @@ CONVENTIONS = ("torch", "jax")
 # The numbers and the generated code never depend on them.
 DISPLAY_NODES = 3_000
 FORMULA_NODES = 400
+# Above this many inputs, a generated module's docstring writes `f(...)` with the
+# first six inputs and their count, not every name (INPUTS lists them all; at 10,000
+# inputs the list alone was 950 lines of docstring). Nothing else changes.
+DOC_INPUTS = 1_000
 
 
 @dataclass
@@ -225,7 +229,7 @@ class Derivation:
             version=__version__,
             command=command or f"symgrad generate {_shell_quote(self.text.strip())}",
             convention=self.convention,
-            value_doc=[f"f({', '.join(self.inputs)}) = {value_text}"],
+            value_doc=[f"f({_inputs_doc(self.inputs)}) = {value_text}"],
             gradient_doc=gradient_doc,
             notes=self.notes,
             free_early=free_early,
@@ -504,6 +508,13 @@ def _notes(parsed: Parsed, convention: str) -> list[str]:
 
 def _latex_name(name: str) -> str:
     return latex_name(name)
+
+
+def _inputs_doc(inputs: tuple[str, ...]) -> str:
+    """The inputs as the docstring's `f(...)` lists them (`DOC_INPUTS`)."""
+    if len(inputs) <= DOC_INPUTS:
+        return ", ".join(inputs)
+    return f"{', '.join(inputs[:6])}, ... ({len(inputs):,} inputs: see INPUTS)"
 
 
 def _short(text: str, limit: int = 70) -> str:

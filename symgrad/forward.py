@@ -43,6 +43,59 @@ LINEAR_IN_FIRST = frozenset(
 Deps = Mapping[int, frozenset[int]]
 
 
+class _Cover:
+    """The inputs whose broadcast shape a tangent has at least: a union of parts,
+    computed when first read (then kept).
+
+    Along a long sum each partial sum's tangent covers every input before it: copying
+    ever larger sets at each step would cost time and memory quadratic in the sum's
+    length, and the sets are read only at reductions and slices. A cover never changes
+    once made (a node's cover is extended by a new cover over the old one), so what
+    a read returns is the union the parts held when it was made."""
+
+    __slots__ = ("_own", "_parts", "_items")
+
+    def __init__(
+        self, own: frozenset[int] = frozenset(), parts: tuple[_Cover, ...] = ()
+    ) -> None:
+        self._own = own
+        self._parts = parts
+        self._items: frozenset[int] | None = None if parts else own
+
+    @classmethod
+    def union(cls, covers: Iterable[_Cover | None]) -> _Cover | None:
+        """The union of `covers` (None: empty); one of them when it is the only one."""
+        present = tuple({id(c): c for c in covers if c is not None}.values())
+        if not present:
+            return None
+        if len(present) == 1:
+            return present[0]
+        return cls(parts=present)
+
+    def items(self) -> frozenset[int]:
+        if self._items is None:
+            found: set[int] = set()
+            seen: set[int] = set()
+            stack: list[_Cover] = [self]
+            while stack:  # iterative: the parts nest as deep as a sum is long
+                cover = stack.pop()
+                if id(cover) in seen:
+                    continue
+                seen.add(id(cover))
+                if cover._items is not None:
+                    found.update(cover._items)
+                    continue
+                found.update(cover._own)
+                stack.extend(cover._parts)
+            self._items = frozenset(found)
+        return self._items
+
+
+def _covers(needed: frozenset[int], cover: _Cover | None) -> bool:
+    """Whether the tangent with `cover` has at least the shape of inputs `needed`."""
+    return needed <= (frozenset() if cover is None else cover.items())
+
+
 def push(
     graph: Graph,
     nodes: Iterable[Node],
@@ -58,14 +111,18 @@ def push(
     than its tangent, the tangent is summed as if broadcast to the argument.
     """
     tangents: dict[int, Node] = dict(seeds)
-    # The inputs whose broadcast shape each tangent has at least (seeds: their own).
-    # (keyed by the tangent node's id)
-    shaped: dict[int, frozenset[int]] = {t.id: frozenset({i}) for i, t in seeds.items()}
+    nodes = list(nodes)
+    # The inputs whose broadcast shape each tangent has at least (seeds: their own),
+    # keyed by the tangent node's id; read only at slices and reductions (none: not
+    # kept).
+    shaped: dict[int, _Cover] | None = None
+    if any(n.op in ("slice", "index") or (n.rule and n.rule.reduction) for n in nodes):
+        shaped = {t.id: _Cover(frozenset({i})) for i, t in seeds.items()}
     for node in nodes:
         if node.id in tangents or not node.args:
             continue
         tangent = _tangent(graph, node, tangents, shaped, convention, deps)
-        if tangent is None or (tangent.is_const and tangent.value == 0):
+        if tangent is None or (tangent.op == "const" and tangent.value == 0):
             continue
         tangents[node.id] = tangent
     return tangents
@@ -75,54 +132,69 @@ def _tangent(
     graph: Graph,
     node: Node,
     tangents: dict[int, Node],
-    shaped: dict[int, frozenset[int]],
+    shaped: dict[int, _Cover] | None,
     convention: str,
     deps: Deps,
 ) -> Node | None:
+    """The tangent of `node` (see `push`; `shaped` None: no slice or reduction
+    reads it)."""
     if node.is_mask or node.op in NO_TANGENT:
         return None
-    carried = [(i, tangents.get(a.id)) for i, a in enumerate(node.args)]
-    if all(t is None for _, t in carried):
+    args = node.args
+    carried = [tangents.get(a.id) for a in args]  # None: no tangent
+    if not any(carried):  # (a Node is always true)
         return None
     rule = node.rule
     assert rule is not None, node
     if node.op in LINEAR_IN_FIRST:  # the same operation moves the tangent
-        first = carried[0][1]
+        first = carried[0]
         if first is None:
             return None
-        if node.op in ("slice", "index") and not deps.get(
-            node.args[0].id, frozenset({-1})
-        ) <= shaped.get(first.id, frozenset()):  # a smaller tangent: stretch it first
+        if node.op not in ("slice", "index"):
+            return graph.apply(node.op, first, *node.args[1:])
+        assert shaped is not None
+        if not _covers(
+            deps.get(node.args[0].id, frozenset({-1})), shaped.get(first.id)
+        ):  # a smaller tangent: stretch it first
             first = graph.apply("expand", first, node.args[0])
         tangent = graph.apply(node.op, first, *node.args[1:])
-        if node.op in ("slice", "index"):
-            shaped[tangent.id] = deps.get(node.id, frozenset())
+        shaped[tangent.id] = _Cover(deps.get(node.id, frozenset()))
         return tangent
     own = None
     if rule.tangent is not None:  # the row's own forward rule
-        own = tangent_term(graph, node, [t for _, t in carried], convention)
+        own = tangent_term(graph, node, carried, convention)
     if own is not None:
-        shaped[own.id] = shaped.get(own.id, frozenset()) | frozenset().union(
-            *(shaped.get(t.id, frozenset()) for _, t in carried if t is not None)
+        if shaped is None:
+            return own
+        cover = _Cover.union(
+            [shaped.get(own.id)] + [shaped.get(t.id) for t in carried if t is not None]
         )
+        if cover is not None:
+            shaped[own.id] = cover
         return own
     # the arguments sharing one tangent (x in x*x) go through one replay of the rule
     groups: dict[int, tuple[Node, set[int]]] = {}
-    for i, t in carried:
+    for a, t in zip(args, carried, strict=True):
         if t is not None:
-            groups.setdefault(t.id, (t, set()))[1].add(node.args[i].id)
+            group = groups.get(t.id)
+            if group is None:
+                groups[t.id] = (t, {a.id})
+            else:
+                group[1].add(a.id)
     terms: list[Node] = []
-    covers: frozenset[int] = frozenset()
+    covers: list[_Cover | None] = []
     for t, args in groups.values():
         for position, term in local_terms(graph, node, t, args, convention):
             if rule.reduction:
+                assert shaped is not None
                 arg = node.args[position]
-                if deps.get(arg.id, frozenset({-1})) <= shaped.get(t.id, frozenset()):
+                if _covers(deps.get(arg.id, frozenset({-1})), shaped.get(t.id)):
                     term = graph.apply("sum", term)
                 else:  # the tangent may be smaller: sum it as broadcast to arg
                     term = graph.apply("unbroadcast", term, node, arg)
             terms.append(term)
-        covers |= shaped.get(t.id, frozenset())
+        if shaped is not None:
+            covers.append(shaped.get(t.id))
     if not terms:
         return None
     total = terms[0]
@@ -130,8 +202,10 @@ def _tangent(
         total = graph.apply("add", total, term)
     if node.op == "mul":
         total = _norm_limit(graph, node, total, tangents, convention, deps)
-    if not rule.reduction:
-        shaped[total.id] = shaped.get(total.id, frozenset()) | covers
+    if not rule.reduction and shaped is not None:
+        cover = _Cover.union([shaped.get(total.id), *covers])
+        if cover is not None:
+            shaped[total.id] = cover
     return total
 
 

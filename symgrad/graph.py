@@ -105,7 +105,9 @@ class Graph:
         return node
 
     def input(self, name: str) -> Node:
-        return self._add(("input", name), op="input", name=name)
+        key = ("input", name)
+        node = self._index.get(key)  # (found: no arguments built for `_add`)
+        return node if node is not None else self._add(key, op="input", name=name)
 
     def find_input(self, name: str) -> Node | None:
         """The input node called `name`, if the graph has one."""
@@ -124,6 +126,9 @@ class Graph:
         if type(value) is not bool and value is not None:
             value = float(value)
         key = ("const", _const_key(value))
+        node = self._index.get(key)  # (found: no arguments built for `_add`)
+        if node is not None:
+            return node
         return self._add(key, op="const", value=value, symbolic=symbolic)
 
     def dtype(self) -> Node:
@@ -138,21 +143,19 @@ class Graph:
     def apply(self, op: str, *args: Node) -> Node:
         """The node `op(*args)`: masks used as numbers are cast, constants folded."""
         masks = self._masks
-        constant = True
-        for a in args:  # plain loops: this runs once per operation of the expression
-            if a.id in masks:
-                rule = registry.BY_NAME[op]
-                args = tuple(
-                    self.as_number(b)
-                    if b.id in masks and i not in rule.mask_args
-                    else b
-                    for i, b in enumerate(args)
-                )
-                break
-        for a in args:
-            if a.op != "const":
-                constant = False
-                break
+        # plain loops and no helper calls: this runs once per operation of the
+        # expression and of each derivative program built over it
+        if masks:
+            for a in args:
+                if a.id in masks:
+                    rule = registry.BY_NAME[op]
+                    args = tuple(
+                        self.as_number(b)
+                        if b.id in masks and i not in rule.mask_args
+                        else b
+                        for i, b in enumerate(args)
+                    )
+                    break
         if (
             op in ("select", "where")
             and args[0].is_mask
@@ -163,21 +166,32 @@ class Graph:
             # 1 where the mask holds, else 0: the mask as a number in the inputs'
             # dtype (one cast, not an int64 where and a cast)
             return self.as_number(args[0])
-        if constant and args:
-            from symgrad.evaluate import fold
+        for a in args:
+            if a.op != "const":
+                break
+        else:
+            if args:
+                from symgrad.evaluate import fold
 
-            value = fold(op, [a.value for a in args])  # type: ignore[misc]
-            symbolic = None
-            if self.symbolic_constants:
-                symbolic = _symbolic_constant(registry.BY_NAME[op], args, value)
-            return self.const(value, symbolic)
+                value = fold(op, [a.value for a in args])  # type: ignore[misc]
+                symbolic = None
+                if self.symbolic_constants:
+                    symbolic = _symbolic_constant(registry.BY_NAME[op], args, value)
+                return self.const(value, symbolic)
         if len(args) == 2:
             key: tuple[object, ...] = (op, args[0].id, args[1].id)
+        elif len(args) == 1:
+            key = (op, args[0].id)
         else:
             key = (op, *[a.id for a in args])
         node = self._index.get(key)
-        if node is None:
-            node = self._add(key, op=op, args=args)
+        if node is None:  # `_add`, inlined
+            nodes = self.nodes
+            node = Node(len(nodes), op, args)
+            nodes.append(node)
+            self._index[key] = node
+            if op in MASK_OPS:  # (`Node.is_mask` of an operation)
+                masks.add(node.id)
         if op == "where" and args[1].op == "const" and args[2].op == "const":
             # both branches numbers: the result takes the inputs' dtype, as a mask does
             return self.apply("float", node, self.dtype())
@@ -244,12 +258,13 @@ def ancestors(outputs: Iterable[Node]) -> list[Node]:
     """Every node the outputs depend on, themselves included, in topological order."""
     seen: dict[int, Node] = {}
     stack = list(outputs)
+    pop, push = stack.pop, stack.extend
     while stack:
-        node = stack.pop()
-        if node.id in seen:
+        node = pop()
+        if node.id in seen:  # (arguments are pushed unchecked: checked here)
             continue
         seen[node.id] = node
-        stack.extend(a for a in node.args if a.id not in seen)
+        push(node.args)
     return [seen[i] for i in sorted(seen)]
 
 

@@ -18,6 +18,7 @@ import functools
 import math
 from collections.abc import Sequence, Set
 from dataclasses import dataclass
+from typing import Any
 
 import sympy as sp
 
@@ -37,9 +38,10 @@ def local_terms(
     The SymPy rule is instantiated and turned into graph operations once per kind of
     node (operation, which arguments are which constants, which need a gradient,
     whether the upstream is the constant 1): a `Recipe`, replayed here."""
-    pattern = tuple(_constant_key(a) for a in node.args)
-    wanted = tuple(a.id in needs for a in node.args)
-    one = upstream.is_const and upstream.value == 1.0
+    args = node.args
+    pattern = tuple([None if a.op != "const" else _constant_key(a) for a in args])
+    wanted = tuple([a.id in needs for a in args])
+    one = upstream.op == "const" and upstream.value == 1.0
     recipe = _recipe(node.op, pattern, wanted, one, convention)
     return _replay(graph, recipe, node, (upstream,))
 
@@ -52,8 +54,8 @@ def tangent_term(
     rule = registry.BY_NAME[node.op]
     if rule.tangent is None or (convention == "jax" and rule.jax is not None):
         return None  # (a JAX-convention row: its jvp is its partials')
-    pattern = tuple(_constant_key(a) for a in node.args)
-    present = tuple(t is not None for t in tangents)
+    pattern = tuple([None if a.op != "const" else _constant_key(a) for a in node.args])
+    present = tuple([t is not None for t in tangents])
     recipe = _tangent_recipe(node.op, pattern, present, convention)
     terms = _replay(graph, recipe, node, tuple(tangents))
     return terms[0][1] if terms else None
@@ -62,19 +64,21 @@ def tangent_term(
 def _replay(
     graph: Graph, recipe: Recipe, node: Node, upstreams: tuple[Node | None, ...]
 ) -> list[tuple[int, Node]]:
-    built: list[Node] = []
-    for op, refs in recipe.steps:
+    # the values the steps read, by index (`Recipe.plan`): the node, its arguments,
+    # the upstreams, then each step's result as it is built
+    values: list[Any] = [node, *node.args, *upstreams]
+    append = values.append
+    apply = graph.apply
+    for op, where in recipe.plan:
         if op == "const":
-            built.append(graph.const(refs[0][1]))  # type: ignore[arg-type]
+            append(graph.const(where))
         elif op == "dtype":
-            built.append(graph.dtype())
+            append(graph.dtype())
+        elif len(where) == 2:
+            append(apply(op, values[where[0]], values[where[1]]))
         else:
-            args = [_resolve(ref, built, node, upstreams) for ref in refs]
-            built.append(graph.apply(op, *args))
-    return [
-        (position, _resolve(ref, built, node, upstreams))
-        for position, ref in recipe.terms
-    ]
+            append(apply(op, *[values[i] for i in where]))
+    return [(position, values[i]) for position, i in recipe.outputs]
 
 
 Ref = tuple[str, object]
@@ -87,21 +91,11 @@ class Recipe:
 
     steps: tuple[tuple[str, tuple[Ref, ...]], ...]
     terms: tuple[tuple[int, Ref], ...]
-
-
-def _resolve(
-    ref: Ref, built: list[Node], node: Node, upstreams: tuple[Node | None, ...]
-) -> Node:
-    kind, value = ref
-    if kind == "a":
-        return node.args[value]  # type: ignore[index]
-    if kind == "o":
-        return node
-    if kind == "g":  # the upstream: of the node (reverse), of an argument (forward)
-        return upstreams[0]  # type: ignore[return-value]
-    if kind == "t":  # argument `value`'s tangent (a row's own forward rule)
-        return upstreams[value]  # type: ignore[index, return-value]
-    return built[value]  # type: ignore[index]
+    # The same with each reference as an index among the values a replay reads (the
+    # node, its arguments, the upstreams, then the steps' results): what `_replay`
+    # runs. A constant's step holds its value instead.
+    plan: tuple[tuple[str, Any], ...] = ()
+    outputs: tuple[tuple[int, int], ...] = ()
 
 
 def _constant_key(arg: Node) -> object:
@@ -151,7 +145,7 @@ def _recipe(
     refs: dict[int, Ref] = {a.id: ("a", i) for i, a in enumerate(args)}
     refs[out_node.id] = ("o", None)
     refs[g_node.id] = ("g", None)
-    return _recorded(results, refs)
+    return _recorded(results, refs, len(args), 1)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -184,11 +178,14 @@ def _tangent_recipe(
     refs: dict[int, Ref] = {a.id: ("a", i) for i, a in enumerate(args)}
     refs[out_node.id] = ("o", None)
     refs.update({d.id: ("t", i) for i, d in enumerate(dot_nodes)})
-    return _recorded(results, refs)
+    return _recorded(results, refs, len(args), len(args))
 
 
-def _recorded(results: list[tuple[int, Node]], refs: dict[int, Ref]) -> Recipe:
-    """The scratch-graph nodes computing `results`, as replayable steps."""
+def _recorded(
+    results: list[tuple[int, Node]], refs: dict[int, Ref], arity: int, upstreams: int
+) -> Recipe:
+    """The scratch-graph nodes computing `results`, as replayable steps (for a node
+    of `arity` arguments, replayed with `upstreams` upstream values)."""
     steps: list[tuple[str, tuple[Ref, ...]]] = []
     for n in ancestors([r for _, r in results]):
         if n.id in refs:
@@ -200,7 +197,25 @@ def _recorded(results: list[tuple[int, Node]], refs: dict[int, Ref]) -> Recipe:
         else:
             steps.append((n.op, tuple(refs[a.id] for a in n.args)))
         refs[n.id] = ("n", len(steps) - 1)
-    return Recipe(tuple(steps), tuple((p, refs[r.id]) for p, r in results))
+    terms = tuple((p, refs[r.id]) for p, r in results)
+    # where each reference is among a replay's values: the node (0), its arguments
+    # (1...), the upstream `g` or each argument's tangent `t`, then the steps
+    first = {"o": 0, "a": 1, "g": 1 + arity, "t": 1 + arity, "n": 1 + arity + upstreams}
+
+    def index(ref: Ref) -> int:
+        kind, value = ref
+        return first[kind] + (0 if value is None else value)  # type: ignore[operator]
+
+    plan = tuple(
+        (op, refs_[0][1])
+        if op == "const"
+        else (op, ())
+        if op == "dtype"
+        else (op, tuple(index(r) for r in refs_))
+        for op, refs_ in steps
+    )
+    outputs = tuple((p, index(ref)) for p, ref in terms)
+    return Recipe(tuple(steps), terms, plan, outputs)
 
 
 def _placeholder_symbol(value: object, position: int) -> sp.Expr:

@@ -77,6 +77,48 @@ def code_of(node: Node, names: dict[int, str]) -> str:
     return names[node.id]
 
 
+_SHAPED = frozenset({"slice", "index", "unslice", "unindex"})  # bounds as written
+
+
+class _Speller:
+    """`spell` for the many lines of one program: each operation's spelling and each
+    constant's literal are made once, not once per line (a large program has
+    hundreds of thousands of lines, most of a handful of kinds)."""
+
+    def __init__(self) -> None:
+        self._spellings: dict[tuple[str, int], str] = {}
+        self._constants: dict[int, str] = {}
+
+    def spell(self, node: Node, names: dict[int, str]) -> str:
+        """What `spell(node, names)` gives."""
+        op = node.op
+        if op in _SHAPED:
+            return spell(node, names)
+        args = node.args
+        count = len(args)
+        spelling = self._spellings.get((op, count))
+        if spelling is None:
+            spelling = evaluate.spelling(registry.BY_NAME[op], count)
+            self._spellings[op, count] = spelling
+        get = names.get  # (a name is never empty: none is a constant's)
+        if count == 2:
+            a, b = args
+            return spelling.format(
+                get(a.id) or self._constant(a, names),
+                get(b.id) or self._constant(b, names),
+            )
+        if count == 1:
+            return spelling.format(get(args[0].id) or self._constant(args[0], names))
+        return spelling.format(*[get(a.id) or self._constant(a, names) for a in args])
+
+    def _constant(self, node: Node, names: dict[int, str]) -> str:
+        """`code_of` a node without a name: a constant (its literal, made once)."""
+        code = self._constants.get(node.id)
+        if code is None:
+            code = self._constants[node.id] = code_of(node, names)
+        return code
+
+
 def names(program: Program, *, default: bool = True) -> dict[int, str]:
     """The generated code's name of each node it names, by node id.
 
@@ -105,15 +147,36 @@ def _backward_nodes(
 ) -> list[Node]:
     """The nodes the backward pass computes (and grad_output), in order."""
     targets = [g for g in program.gradients(default).values() if g is not None]
-    return [n for n in ancestors(targets) if n.id not in known and n.op != "const"]
+    return [n for n in _beyond(targets, known) if n.op != "const"]
+
+
+def _beyond(targets: list[Node], known: dict[int, str]) -> list[Node]:
+    """The ancestors of `targets` that are not `known`, in order: `ancestors`
+    without walking through the known nodes, which are the forward ones (`named`),
+    whose arguments are all known or constants."""
+    seen: dict[int, Node] = {}
+    stack = list(targets)
+    pop, push = stack.pop, stack.extend
+    while stack:
+        node = pop()
+        if node.id in seen or node.id in known:
+            continue
+        seen[node.id] = node
+        push(node.args)
+    return [seen[i] for i in sorted(seen)]
 
 
 def _backward_names(
     program: Program, known: dict[int, str], default: bool
 ) -> dict[int, str]:
+    return _named_backward(_backward_nodes(program, known, default), known)
+
+
+def _named_backward(nodes: list[Node], known: dict[int, str]) -> dict[int, str]:
+    """`known` and the names of the backward pass's `nodes` (`_backward_nodes`)."""
     named = dict(known)
     count = 0
-    for node in _backward_nodes(program, known, default):
+    for node in nodes:
         if node.op == "input":  # the upstream gradient
             assert node.name == GRAD_OUTPUT
             named[node.id] = GRAD_OUTPUT
@@ -124,14 +187,18 @@ def _backward_names(
 
 
 def _section(
-    targets: list[Node], known: dict[int, str], prefix_of: Callable[[Node], str]
+    targets: list[Node],
+    known: dict[int, str],
+    prefix_of: Callable[[Node], str],
+    speller: _Speller | None = None,
 ) -> tuple[list[Line], dict[int, str]]:
     """Lines computing `targets` from the `known` names: each new node named by its
     kind's prefix and a count (`_t1, _t2, ...`), inputs by their own names."""
     local = dict(known)
     counts: dict[str, int] = {}
     lines: list[Line] = []
-    for node in ancestors(targets):
+    spelled = (speller or _Speller()).spell
+    for node in _beyond(targets, known):
         if node.id in local or node.op == "const":
             continue
         if node.op == "input":  # grad_output, a tangent `_dot_x`
@@ -144,11 +211,13 @@ def _section(
             counts[prefix] = counts.get(prefix, 0) + 1
             name = f"{prefix}{counts[prefix]}"
         local[node.id] = name
-        lines.append(Line(name, spell(node, local)))
+        lines.append(Line(name, spelled(node, local)))
     return lines, local
 
 
-def _second_order(program: Program, named: dict[int, str]) -> dict[str, Any]:
+def _second_order(
+    program: Program, named: dict[int, str], speller: _Speller
+) -> dict[str, Any]:
     """The hvp and Hessian lines (`_g` backward, `_t` tangents, `_h` Hessian)."""
     backward = {n.id for n in ancestors(list(program.backward.adjoints.values()))}
 
@@ -156,7 +225,7 @@ def _second_order(program: Program, named: dict[int, str]) -> dict[str, Any]:
         return "_g" if node.id in backward else "_t"
 
     products = {n: p for n, p in program.hvp_outputs.items() if p is not None}
-    hvp, hvp_names = _section(list(products.values()), named, hvp_kind)
+    hvp, hvp_names = _section(list(products.values()), named, hvp_kind, speller)
     default = {
         n.id
         for n in ancestors(
@@ -170,7 +239,7 @@ def _second_order(program: Program, named: dict[int, str]) -> dict[str, Any]:
     rows, columns = program.hessian_sparsity
     entries = [program.hessian_node(i, j) for i, j in zip(rows, columns, strict=True)]
     hessian, hessian_names = _section(
-        [e for e in entries if e is not None], named, hessian_kind
+        [e for e in entries if e is not None], named, hessian_kind, speller
     )
     return {
         "hvp": hvp,
@@ -192,19 +261,17 @@ def lower(program: Program, order: int = 1) -> NumpyProgram:
     """The program as named NumPy lines: forward, backward for both seeds, the
     tangents (jvp), and with `order` 2 the hvp and Hessian lines."""
     named = _forward_names(program)
+    spelled = (speller := _Speller()).spell
     forward = [
-        Line(named[n.id], spell(n, named))
+        Line(named[n.id], spelled(n, named))
         for n in program.forward_nodes
         if n.op not in ("input", "const")
     ]
 
     def backward_lines(default: bool) -> tuple[list[Line], dict[str, str]]:
-        local = _backward_names(program, named, default)
-        lines = [
-            Line(local[n.id], spell(n, local))
-            for n in _backward_nodes(program, named, default)
-            if n.op != "input"
-        ]
+        nodes = _backward_nodes(program, named, default)
+        local = _named_backward(nodes, named)
+        lines = [Line(local[n.id], spelled(n, local)) for n in nodes if n.op != "input"]
         codes = {
             n: ("0.0" if g is None else code_of(g, local))
             for n, g in program.gradients(default).items()
@@ -217,8 +284,11 @@ def lower(program: Program, order: int = 1) -> NumpyProgram:
     else:
         default_backward, default_gradients = backward_lines(True)
     tangent = program.jvp_output
-    jvp, jvp_names = _section([] if tangent is None else [tangent], named, _tangent)
-    second = _second_order(program, named) if order >= 2 else {}
+    jvp, jvp_names = _section(
+        [] if tangent is None else [tangent], named, _tangent, speller
+    )
+    second = _second_order(program, named, speller) if order >= 2 else {}
+    calls = _HELPER_CALL.findall
     used = {
         m
         for line in forward
@@ -227,7 +297,8 @@ def lower(program: Program, order: int = 1) -> NumpyProgram:
         + jvp
         + second.get("hvp", [])
         + second.get("hessian", [])
-        for m in _HELPER_CALL.findall(line.code)
+        if "(" in line.code  # (a helper's call has one)
+        for m in calls(line.code)
     }
     return NumpyProgram(
         inputs=program.inputs,

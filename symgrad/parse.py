@@ -263,9 +263,11 @@ def _rewrite_caret_power(text: str) -> tuple[str, list[int]]:
     would take them for an indent).
     """
     text = text.replace("\r", " ").replace("\n", " ").replace("\t", " ")
+    start = len(text) - len(text.lstrip(" \f"))
+    if "^" not in text:  # (the loop below, without one: each column is the user's)
+        return text[start:], list(range(start, len(text) + 1))
     out: list[str] = []
     colmap: list[int] = []
-    start = len(text) - len(text.lstrip(" \f"))
     for i, ch in enumerate(text[start:], start):
         if ch == "^":
             out.append("**")
@@ -438,6 +440,7 @@ class _Builder:
         self.colmap = colmap
         self.first_column: dict[str, int] = {}
         self.graph = Graph()
+        self._binary_rows: dict[type, str] = {}  # ast.Add -> "add"
         # ast counts UTF-8 bytes; this maps a byte offset to the character's index.
         self._char_at: list[int] | None = None
         if not source.isascii():
@@ -486,13 +489,32 @@ class _Builder:
         """
         best = self._comment_problem(tree)
         stack: list[tuple[ast.AST, int]] = [(tree.body, 1)]
+        push = stack.append
         while stack:
             node, depth = stack.pop()
-            if best is not None and self.column(node) > (best.column or 0):
+            if best is not None:
+                if self.column(node) > (best.column or 0):
+                    continue
+            elif (
+                type(node) is ast.BinOp
+                and depth <= MAX_DEPTH
+                and type(node.op) not in _UNSUPPORTED_BINOP
+            ):  # (the common case inline: no problem, and `_children`'s two)
+                left = node.left
+                same = False
+                for group in (_SUMS, _PRODUCTS):
+                    if isinstance(node.op, group):
+                        same = isinstance(left, ast.BinOp) and isinstance(
+                            left.op, group
+                        )
+                        break
+                push((node.right, depth + 1))
+                push((left, depth if same else depth + 1))
                 continue
             problem = self._problem(node, depth)
             if problem is None:
-                stack.extend(reversed(list(self._children(node, depth))))
+                if type(node) is not ast.Name and type(node) is not ast.Constant:
+                    stack.extend(reversed(list(self._children(node, depth))))
             elif best is None or (problem.column or 0) < (best.column or 0):
                 best = problem
         if best is not None:
@@ -664,22 +686,26 @@ class _Builder:
     # --- the walk (only validated trees get here) -----------------------------------
     def build(self, node: ast.AST) -> Node:
         """The graph of a validated tree, built without recursion (sums can be long)."""
-        built: dict[int, Node] = {}
-        children: dict[int, Sequence[ast.AST]] = {}
-        stack: list[ast.AST] = [node]
+        # post-order: an item is pushed again with its operand count once its
+        # operands are on the stack above it; their nodes end on `built` in order
+        built: list[Node] = []
+        stack: list[tuple[ast.AST, int]] = [(node, -1)]
         while stack:
-            item = stack[-1]
-            key = id(item)
-            operands = children.get(key)
-            if operands is None:
-                operands = children[key] = self._operands(item)
+            item, count = stack.pop()
+            if count < 0:
+                operands = self._operands(item)
                 if operands:
-                    stack.extend(reversed(operands))
+                    stack.append((item, len(operands)))
+                    stack.extend((o, -1) for o in reversed(operands))
                     continue
-            stack.pop()
-            if key not in built:
-                built[key] = self._node(item, [built[id(c)] for c in operands])
-        return built[id(node)]
+                count = 0
+            if count:
+                args = built[-count:]
+                del built[-count:]
+            else:
+                args = []
+            built.append(self._node(item, args))
+        return built[0]
 
     @staticmethod
     def _operands(node: ast.AST) -> Sequence[ast.AST]:
@@ -703,7 +729,11 @@ class _Builder:
     def _node(self, node: ast.AST, args: list[Node]) -> Node:
         graph = self.graph
         if type(node) is ast.BinOp:  # the common case first
-            return graph.apply(_row(node.op, 2), *args)  # type: ignore[attr-defined]
+            op = type(node.op)  # type: ignore[attr-defined]
+            row = self._binary_rows.get(op)
+            if row is None:
+                row = self._binary_rows[op] = _row(node.op, 2)  # type: ignore[attr-defined]
+            return graph.apply(row, *args)
         if type(node) is ast.Name and node.id not in registry.CONSTANTS:
             return graph.input(node.id)
         if isinstance(node, ast.Constant):

@@ -72,128 +72,147 @@ def wrap(prefix: str, code: str, indent: str, width: int = LINE_WIDTH) -> list[s
     return [indent + prefix + "("] + [inner + part for part in body] + [indent + ")"]
 
 
-def _body(lines: list[Line], indent: str) -> str:
+def _body(lines: list[Line] | _Deleting, indent: str) -> str:
+    if isinstance(lines, _Deleting):
+        return lines.body(indent)
     out: list[str] = []
-    for line in lines:
-        if line.name:
-            out.extend(wrap(f"{line.name} = ", line.code, indent))
-        else:  # a statement of its own (del)
-            out.extend(wrap("", line.code, indent))
+    append = out.append
+    for line in lines:  # a short line as wrap() would give it, without calling it
+        prefix = f"{line.name} = " if line.name else ""  # else a statement (del)
+        text = f"{indent}{prefix}{line.code}"
+        if len(text) <= LINE_WIDTH:
+            append(text)
+        else:
+            out.extend(wrap(prefix, line.code, indent))
     return "\n".join(out)
 
 
 _TEMPORARY = re.compile(r"(?<![\w.])_(?:[vgth]\d+|dtype)\b")
 
 
+def _last_uses(
+    lines: list[Line], start: int = 0, last: dict[str, int] | None = None
+) -> dict[str, int]:
+    """The index of the line where each temporary of `lines` is used for the last
+    time (or defined, if never used); `last` holds them for `lines[:start]`."""
+    temporaries = _TEMPORARY.findall
+    is_temporary = _TEMPORARY.fullmatch
+    last = {} if last is None else last
+    for i in range(start, len(lines)):
+        line = lines[i]
+        for name in temporaries(line.code):
+            last[name] = i
+        name = line.name
+        if name and name not in last and is_temporary(name):
+            last[name] = i  # defined and never used: dead at once
+    return last
+
+
+def _deaths(last: dict[str, int]) -> dict[int, tuple[str, ...]]:
+    """The temporaries each line uses for the last time, by line index, in `del`
+    order, from `_last_uses`."""
+    # tuples of strings, which the garbage collector stops tracking (lists would be
+    # traversed at every full collection while they live)
+    deaths: dict[int, tuple[str, ...]] = {}
+    for name, i in last.items():
+        deaths[i] = deaths.get(i, ()) + (name,)
+    for i, names in deaths.items():
+        if len(names) > 1:
+            deaths[i] = tuple(sorted(names, key=_temporary_order))
+    return deaths
+
+
 def with_deletions(lines: list[Line], keep: set[str], later: set[str]) -> list[Line]:
     """`lines` with `del` after each temporary's last use, so that large arrays are
     freed as soon as they are dead; names in `keep` (results) or used `later` stay."""
-    last: dict[str, int] = {}
-    for i, line in enumerate(lines):
-        for name in _TEMPORARY.findall(line.code):
-            last[name] = i
-        if line.name and _TEMPORARY.fullmatch(line.name):
-            last.setdefault(line.name, i)  # defined and never used: dead at once
-    dead_after: dict[int, list[str]] = {}
-    for name, i in last.items():
-        if name not in keep and name not in later:
-            dead_after.setdefault(i, []).append(name)
+    deaths = _deaths(_last_uses(lines))
     out: list[Line] = []
     for i, line in enumerate(lines):
         out.append(line)
-        if i in dead_after:
-            names = sorted(dead_after[i], key=_temporary_order)
-            for start in range(0, len(names), 8):  # short lines: del cannot be wrapped
-                out.append(Line("", "del " + ", ".join(names[start : start + 8])))
+        dead = [n for n in deaths.get(i, ()) if n not in keep and n not in later]
+        for start in range(0, len(dead), 8):  # short lines: del cannot be wrapped
+            out.append(Line("", "del " + ", ".join(dead[start : start + 8])))
     return out
 
 
+# Functions longer than this are laid out without in-place reuse: such programs come
+# from expressions written out over many scalar inputs (a sum over x0 ... x999), where
+# there are no arrays to reuse and np.multiply(a, b, out=...) costs more than a * b.
+REUSE_LINES = 4000
 # In-place reuse of dead temporaries (`out=_spare(...)`): the operators rewritten
 # (not `**`: NumPy's a ** 2 is square, a ** 0.5 sqrt, which np.power need not match).
 _OPERATORS = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide"}
 _BINARY = re.compile(r"^(\S+) ([-+*/]) (\S+)$")
 _NEGATION = re.compile(r"^-(_[vgth]\d+)$")
 _REUSABLE = re.compile(r"^_[vgth]\d+$")
-_CALL_NAME = re.compile(r"^np\.(\w+)\(")
 # NumPy calls that always return a new array (or scalar), never one of their arguments
 _FRESH_CALLS = frozenset(
     name for name in dir(np) if isinstance(getattr(np, name, None), np.ufunc)
 ) | {"where", "sum", "max", "min", "mean", "prod"}
 
 
+# one match tells a fresh line: an operator (a power too), a comparison, a negation,
+# or a call of a NumPy function that makes a new array (group 1: its name)
+_FRESH = re.compile(
+    r"^(?:\S+ (?:[-+*/]|\*\*) \S+$|\(\S+ [<>=!]=? \S+\)$|-\S+$|np\.(\w+)\()"
+)
+
+
 def _fresh(code: str) -> bool:
     """Whether `code` makes a new array, never handing back one of its operands."""
-    if _BINARY.match(code) or _NEGATION.match(code):
-        return True
-    call = _CALL_NAME.match(code)
-    return call is not None and call.group(1) in _FRESH_CALLS and "out=" not in code
-
-
-def _aliasing_uses(code: str) -> set[str]:
-    """The temporaries `code` may hand back (so that another name shares them)."""
-    if _fresh(code):
-        return set()
-    if code.startswith("_sum_like("):  # the shapes it reads are not returned
-        return set(_TEMPORARY.findall(code.split(",")[0]))
-    return set(_TEMPORARY.findall(code))
+    match = _FRESH.match(code)
+    if match is None:
+        return False
+    call = match.group(1)
+    return call is None or (call in _FRESH_CALLS and "out=" not in code)
 
 
 def spare_temporaries(scope: list[Line]) -> set[str]:
     """The temporaries of a function (`scope`: all its lines) that may be written
     into at their last use: made by arithmetic (fresh arrays) and never handed on by
-    another line (a name defined in both backward branches must be fresh in both)."""
-    # A _sum_like of a fresh temporary used nowhere else hands on that temporary or
-    # a new sum: either way its result is the only name left for the array, and is
-    # as fresh as the temporary was (the temporary itself is not reused: aliased).
-    uses: dict[str, int] = {}
-    summed: dict[str, int] = {}
-    defined: dict[str, int] = {}
-    for line in scope:
-        defined[line.name] = defined.get(line.name, 0) + 1
-        for name in set(_TEMPORARY.findall(line.code)):
-            uses[name] = uses.get(name, 0) + 1
-        if line.code.startswith("_sum_like("):
-            first = line.code[10:].split(",")[0]
-            summed[first] = summed.get(first, 0) + 1
+    another line (a name defined in both backward branches must be fresh in both).
+
+    A _sum_like of a fresh temporary used nowhere else hands on that temporary or a
+    new sum: either way its result is the only name left for the array, and is as
+    fresh as the temporary was (the temporary itself is not reused: aliased)."""
+    findall = _TEMPORARY.findall
     fresh: dict[str, bool] = {}
     aliased: set[str] = set()
+    summed: dict[str, int] = {}  # temporary -> the _sum_like lines it is summed by
+    defined: dict[str, int] = {}
+    transfers: list[tuple[str, str]] = []  # (result, summed temporary)
     for line in scope:
-        if line.name:
-            made = _fresh(line.code)
-            if not made and line.code.startswith("_sum_like("):
-                first = line.code[10:].split(",")[0]
-                # once per definition (a temporary summed twice may be both results)
-                once = uses.get(first) == summed[first] == defined.get(first)
-                made = fresh.get(first, False) and once
-            fresh[line.name] = fresh.get(line.name, True) and made
-            if not _fresh(line.code):
-                aliased |= _aliasing_uses(line.code)
+        name, code = line.name, line.code
+        if not name:
+            continue
+        defined[name] = defined.get(name, 0) + 1
+        made = _fresh(code)
+        if not made:
+            if code.startswith("_sum_like("):  # the shapes it reads are not returned
+                first = code[10 : code.index(",")]
+                summed[first] = summed.get(first, 0) + 1
+                transfers.append((name, first))
+                aliased.update(findall(first))
+            else:
+                aliased.update(findall(code))
+        fresh[name] = fresh.get(name, True) and made
+    if transfers:
+        # how often each summed temporary occurs at all (a line naming it twice
+        # counts twice: then it is not transferred, which is safe)
+        wanted = set(summed)
+        uses: dict[str, int] = {}
+        for found in findall("\n".join([line.code for line in scope])):
+            if found in wanted:
+                uses[found] = uses.get(found, 0) + 1
+        for result, first in transfers:  # in order: a transfer of a transfer
+            once = uses.get(first) == summed[first] == defined.get(first)
+            if once and fresh.get(first, False) and defined.get(result) == 1:
+                fresh[result] = True
     return {
         name
         for name, ok in fresh.items()
         if ok and name not in aliased and _REUSABLE.match(name)
     }
-
-
-def with_reuse(lines: list[Line], spare: set[str]) -> list[Line]:
-    """`lines` (with their `del`s) where an arithmetic line whose operand is a dead
-    temporary of `spare` (see spare_temporaries) writes into it: `_g3 = _g2 * y`
-    becomes `np.multiply(_g2, y, out=_spare(_g2, y))` when `_g2` dies there;
-    `_spare` checks its shape and dtype at run time."""
-    out: list[Line] = []
-    count = len(lines)
-    for i, line in enumerate(lines):
-        if line.name and i + 1 < count and not lines[i + 1].name:
-            dead: set[str] = set()
-            j = i + 1
-            while j < count and not lines[j].name:  # the dels after the line
-                dead.update(lines[j].code[4:].split(", "))
-                j += 1
-            dead &= spare
-            if dead:
-                line = _reused(line, dead)
-        out.append(line)
-    return out
 
 
 def _reused(line: Line, dead: set[str]) -> Line:
@@ -219,13 +238,76 @@ def _reused(line: Line, dead: set[str]) -> Line:
     return line
 
 
-def _temporary_order(name: str) -> tuple[str, int]:
-    digits = name[2:]
-    return (name[:2], int(digits) if digits.isdigit() else -1)
+class _Deleting:
+    """`with_deletions(lines, keep, later)` before it is laid out: `_body` writes its
+    text directly, without a `Line` per `del` in between (a large module has hundreds
+    of thousands), and bodies of the same lines (`forward` and `value_and_grad`)
+    can share where the temporaries die."""
+
+    def __init__(
+        self,
+        lines: list[Line],
+        keep: set[str],
+        later: set[str],
+        deaths: dict[int, tuple[str, ...]] | None = None,
+        spare: set[str] | frozenset[str] = frozenset(),
+    ) -> None:
+        self.lines = lines
+        self.keep = keep
+        self.later = later
+        # temporaries an arithmetic line may write into at their last use (see
+        # spare_temporaries and _reused)
+        self.spare = spare
+        self.deaths = _deaths(_last_uses(lines)) if deaths is None else deaths
+
+    def body(self, indent: str) -> str:
+        """`_body(with_deletions(lines, keep, later), indent)`."""
+        deaths, keep, later, spare = self.deaths, self.keep, self.later, self.spare
+        kept = keep | later
+        out: list[str] = []
+        append = out.append
+        for i, line in enumerate(self.lines):
+            name, code = line.name, line.code
+            if spare and name and i in deaths:
+                dying = {n for n in deaths[i] if n not in kept} & spare
+                if dying:
+                    code = _reused(line, dying).code
+            text = f"{indent}{name} = {code}" if name else indent + code
+            if len(text) <= LINE_WIDTH:
+                append(text)
+            else:
+                out.extend(wrap(f"{name} = " if name else "", code, indent))
+            dead = deaths.get(i)
+            if dead is None:
+                continue
+            if len(dead) == 1:  # (the common case: one name, a short line)
+                if dead[0] not in kept:
+                    text = f"{indent}del {dead[0]}"
+                    if len(text) <= LINE_WIDTH:
+                        append(text)
+                    else:
+                        out.extend(wrap("", f"del {dead[0]}", indent))
+                continue
+            dead = [n for n in dead if n not in kept]
+            for start in range(0, len(dead), 8):  # short lines: del is not wrapped
+                code = "del " + ", ".join(dead[start : start + 8])
+                text = indent + code
+                if len(text) <= LINE_WIDTH:
+                    append(text)
+                else:
+                    out.extend(wrap("", code, indent))
+        return "\n".join(out)
+
+
+def _temporary_order(name: str) -> tuple[str, int, str]:
+    # `_v` then `_g`... by number: numbers have no leading zeros, so a shorter one is
+    # smaller (`_dtype` sorts among the `_d`s, where it is alone)
+    return (name[:2], len(name), name)
 
 
 def _uses(lines: list[Line] | None) -> set[str]:
-    return {n for line in lines or [] for n in _TEMPORARY.findall(line.code)}
+    # (one search of the joined code: a temporary never spans a line break)
+    return set(_TEMPORARY.findall("\n".join([line.code for line in lines or []])))
 
 
 def _doc_block(items: list[str], indent: str = "    ", limit: int = 40) -> str:
@@ -294,6 +376,11 @@ def render_module(
     )
     helpers = tuple(sorted(set(program.helpers) | set(always)))
 
+    # where each list's temporaries are last used, shared by its bodies and carried on
+    # into lists that extend it (forward + jvp); the list is kept, its id is the key
+    scanned: dict[int, tuple[list[Line], dict[str, int], dict[int, tuple[str, ...]]]]
+    scanned = {}
+
     # value_and_grad's lines, for which temporaries another line may hand on
     vag_scope = (
         program.forward
@@ -305,8 +392,11 @@ def render_module(
             for n, code in codes.items()
         ]
     )
-
-    vag_spare = spare_temporaries(vag_scope)
+    vag_spare = (
+        spare_temporaries(vag_scope)
+        if free_early and len(vag_scope) <= REUSE_LINES
+        else set()
+    )
 
     def deleting(
         lines: list[Line] | None,
@@ -314,17 +404,26 @@ def render_module(
         later: set[str],
         scope: list[Line] | None = None,
         reuse: bool = True,
-    ) -> list[Line]:
+    ) -> list[Line] | _Deleting:
         """`lines` with each temporary deleted after its last use and, there, written
         into by an arithmetic line where it can be (`scope`: the function's lines)."""
         lines = lines or []
         if not free_early:
             return lines
-        lines = with_deletions(lines, keep, later)
-        if not reuse:
-            return lines
-        spare = vag_spare if scope is vag_scope else spare_temporaries(scope or lines)
-        return with_reuse(lines, spare)
+        entry = scanned.get(id(lines))
+        if entry is None:
+            start, last = 0, {}
+            for known, known_last, _ in scanned.values():
+                if start < len(known) <= len(lines) and lines[: len(known)] == known:
+                    start, last = len(known), dict(known_last)
+            last = _last_uses(lines, start, last)
+            entry = scanned[id(lines)] = (lines, last, _deaths(last))
+        spare: set[str] = set()
+        if reuse and scope is vag_scope:
+            spare = vag_spare
+        elif reuse and len(lines) <= REUSE_LINES:
+            spare = spare_temporaries(lines)
+        return _Deleting(lines, keep, later, entry[2], spare)
 
     signature = ", ".join(inputs)
     signature_grad = f"{signature}, grad_output=None" if inputs else "grad_output=None"
@@ -349,7 +448,8 @@ def render_module(
         + [f"        {n}," for n in inputs]
         + ["        grad_output=grad_output,", "        threads=threads,", "    )[1]"]
     )
-    positions = tuple(inputs.index(n) for n in wrt)
+    at = {n: i for i, n in enumerate(inputs)}
+    positions = tuple(at[n] for n in wrt)
     context = {
         "title": doc_safe(title),
         "version": version,
@@ -609,7 +709,7 @@ def _forward_mode_context(
             "wrt_positions": "\n".join(
                 wrap(
                     "_positions = ",
-                    repr(tuple(inputs.index(n) for n in wrt)),
+                    repr(tuple({n: i for i, n in enumerate(inputs)}[n] for n in wrt)),
                     "        ",
                 )
             ),

@@ -26,7 +26,7 @@ consumer is summed back to the argument's shape (`unbroadcast`).
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,9 +57,23 @@ class Backward:
 
     seed: Node
     adjoints: dict[int, Node] = field(default_factory=dict)  # node id -> adjoint
-    terms: dict[int, list[Contribution]] = field(default_factory=dict)
     gates: dict[int, Node] = field(default_factory=dict)  # where-branch conditions
     order: list[Node] = field(default_factory=list)  # nodes with adjoints, f first
+    # How to record `terms`: the pass run again (it finds every node it makes in the
+    # graph already). Generated code never reads them, and a large program's would
+    # be hundreds of thousands of objects the garbage collector traverses.
+    record: Callable[[], dict[int, list[Contribution]]] | None = field(
+        default=None, repr=False
+    )
+    _terms: dict[int, list[Contribution]] | None = field(default=None, repr=False)
+
+    @property
+    def terms(self) -> dict[int, list[Contribution]]:
+        """Each node's contributions (the terms of its adjoint, in order), recorded
+        on first use."""
+        if self._terms is None:
+            self._terms = self.record() if self.record is not None else {}
+        return self._terms
 
     def gradient(self, node: Node) -> Node | None:
         return self.adjoints.get(node.id)
@@ -86,6 +100,11 @@ class Program:
         """The nodes the value depends on, arguments first (computed once)."""
         return ancestors([self.output])
 
+    @functools.cached_property
+    def forward_dependencies(self) -> dict[int, frozenset[int]]:
+        """`dependencies` of the forward nodes (computed once)."""
+        return dependencies(self.forward_nodes)
+
     def gradients(self, default: bool) -> dict[str, Node | None]:
         backward = self.default_backward if default else self.backward
         return {n: backward.gradient(self.input_nodes[n]) for n in self.wrt}
@@ -105,13 +124,12 @@ class Program:
         """Each forward node's tangent (absent: 0) for the wrt inputs' tangents."""
         from symgrad import forward
 
-        nodes = self.forward_nodes
         return forward.push(
             self.graph,
-            nodes,
+            self.forward_nodes,
             self._tangent_seeds(),
             self.convention,
-            dependencies(nodes),
+            self.forward_dependencies,
         )
 
     @property
@@ -443,7 +461,7 @@ def build_program(
         if len(forward) <= ONE_PASS_NODES
         else seeded
     )
-    return Program(
+    program = Program(
         text=text,
         graph=graph,
         inputs=inputs,
@@ -454,6 +472,10 @@ def build_program(
         backward=seeded,
         default_backward=default,
     )
+    # found above: kept, not walked again on first use (a large graph's walk is costly)
+    program.forward_nodes = forward
+    program.forward_dependencies = deps
+    return program
 
 
 def _needs_grad(forward: list[Node], wanted: set[int]) -> set[int]:
@@ -488,7 +510,10 @@ def dependencies(forward: list[Node]) -> dict[int, frozenset[int]]:
             if any(p is MANY for p in parts):
                 deps[node.id] = MANY
                 continue
-            union = frozenset().union(*parts)
+            # the largest part when it holds the others (x**2, 100*x): no new set
+            union = max(parts, key=len, default=frozenset())
+            if not all(p <= union for p in parts):
+                union = frozenset().union(*parts)
             deps[node.id] = union if len(union) <= MAX_TRACKED_INPUTS else MANY
     return deps
 
@@ -510,58 +535,116 @@ def _backward(
     deps: dict[int, frozenset[int]],
     needs: set[int],
     convention: str,
+    *,
+    record: bool = False,
 ) -> Backward:
+    """The adjoints for `seed`; with `record`, the terms of each (`Backward.terms`),
+    else a way to record them on first use."""
     result = Backward(seed=seed)
+    if record:
+        result._terms = {}
+    else:
+        result.record = functools.partial(
+            _recorded, graph, forward, output, seed, deps, needs, convention
+        )
     if output.id not in needs:
         return result
-    pending: dict[int, list[Contribution]] = {}
-    gate_of: dict[int, list[Node | None]] = {output.id: [None]}
+    # each target's terms so far: one node, or a list of them in order
+    pending: dict[int, Node | list[Node]] = {}
+    recorded: dict[int, list[Contribution]] = {}
+    # each target's contributions' where-branch gates: those with none (which make
+    # the combined gate none) are only counted, not listed
+    gated: dict[int, list[Node]] = {}
+    ungated: set[int] = {output.id}
+    apply = graph.apply
     for node in reversed(forward):
-        if node.id not in needs:
+        nid = node.id
+        if nid not in needs:
             continue
         if node is output:
             adjoint = seed
         else:
-            contributions = pending.pop(node.id, [])
-            if not contributions:
+            found = pending.pop(nid, None)
+            if found is None:
                 continue
-            adjoint = contributions[0].term
-            for c in contributions[1:]:
-                adjoint = graph.apply("add", adjoint, c.term)
-            result.terms[node.id] = contributions
-        result.adjoints[node.id] = adjoint
+            if type(found) is list:
+                adjoint = found[0]
+                for term in found[1:]:
+                    adjoint = apply("add", adjoint, term)
+            else:
+                adjoint = found
+            if record:
+                result.terms[nid] = recorded.pop(nid)
+        result.adjoints[nid] = adjoint
         result.order.append(node)
-        gate = _combine_gates(graph, gate_of.pop(node.id, [None]))
+        listed_gates = gated.pop(nid, None)
+        gate = (
+            None
+            if nid in ungated or listed_gates is None
+            else _combine_gates(graph, listed_gates)
+        )
         if gate is not None:
-            result.gates[node.id] = gate
-        if node.op == "input" or not node.args:
+            result.gates[nid] = gate
+        args = node.args
+        if node.op == "input" or not args:
             continue
+        several = len(args) > 1
+        where = node.op == "where"
+        shape = deps[nid]
         for position, term in local_terms(graph, node, adjoint, needs, convention):
-            target = node.args[position]
+            target = args[position]
             branch_gate = gate
-            if node.op == "where" and position in (1, 2):
-                condition = node.args[0]
+            if where and position in (1, 2):
+                condition = args[0]
                 if position == 2:
-                    condition = graph.apply("not", condition)
+                    condition = apply("not", condition)
                 branch_gate = (
-                    condition if gate is None else graph.apply("and", gate, condition)
+                    condition if gate is None else apply("and", gate, condition)
                 )
             elif gate is not None:
-                term = graph.apply("select", gate, term)
-            if len(node.args) > 1 and _may_broadcast(deps[target.id], deps[node.id]):
-                term = graph.apply("unbroadcast", term, target, node)
+                term = apply("select", gate, term)
+            if several and _may_broadcast(deps[target.id], shape):
+                term = apply("unbroadcast", term, target, node)
                 if branch_gate is not None:  # the gate, or-reduced to target's shape
-                    branch_gate = graph.apply("any_like", branch_gate, target)
-            pending.setdefault(target.id, []).append(
-                Contribution(node, position, target, term)
-            )
-            gate_of.setdefault(target.id, []).append(branch_gate)
+                    branch_gate = apply("any_like", branch_gate, target)
+            tid = target.id
+            previous = pending.get(tid)
+            if previous is None:
+                pending[tid] = term
+            elif type(previous) is list:
+                previous.append(term)
+            else:
+                pending[tid] = [previous, term]
+            if record:
+                recorded.setdefault(tid, []).append(
+                    Contribution(node, position, target, term)
+                )
+            if branch_gate is None:
+                ungated.add(tid)
+            else:
+                gated.setdefault(tid, []).append(branch_gate)
     return result
+
+
+def _recorded(
+    graph: Graph,
+    forward: list[Node],
+    output: Node,
+    seed: Node,
+    deps: dict[int, frozenset[int]],
+    needs: set[int],
+    convention: str,
+) -> dict[int, list[Contribution]]:
+    """The terms of each adjoint of a pass made already, by making it again."""
+    again = _backward(
+        graph, forward, output, seed, deps, needs, convention, record=True
+    )
+    return again.terms
 
 
 def _combine_gates(graph: Graph, gates: list[Node | None]) -> Node | None:
     """The gate of a sum of contributions: none if any contribution is ungated."""
-    if any(g is None for g in gates):
+    if None in gates:  # (a Node equals only itself)
         return None
     combined = gates[0]
     for g in gates[1:]:
