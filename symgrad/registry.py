@@ -714,7 +714,7 @@ RULES: tuple[Rule, ...] = (
         ),
         # forward mode as PyTorch's for log(x) / log(b): one division, (-inf, not
         # nan, at b = 1)
-        tangent=lambda x, b, out, dx, db: (dx / x - db / b * out) / sp.log(b),
+        tangent=lambda x, b, out, dx, db: (dx / x - db / b * out) / _log_of(b),
         numpy="_log_base({0}, {1})",
         latex=r"\log_{{{1}}}\left({0}\right)",
         torch=lambda t, x, b: t.log(x) / t.log(b),

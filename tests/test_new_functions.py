@@ -98,8 +98,18 @@ def test_log_with_a_base_divides_the_upstream_first_as_torch() -> None:
     # log(x, x) is 1 and its derivative 0, the two terms cancelling exactly. Written
     # 1/(x*log(b)) the x term rounded apart from PyTorch's (g/log(b))/x near the
     # subnormals (-2.5e291 instead of 0 at 1.8e-310; a fuzz run found it)
-    x = np.array([1.80060509e-310, 4.74488191e-310, 7.70244980e-310, 2.02971851e-309,
-                  9.78731474e-308, 0.5, 2.0, 1e300])
+    x = np.array(
+        [
+            1.80060509e-310,
+            4.74488191e-310,
+            7.70244980e-310,
+            2.02971851e-309,
+            9.78731474e-308,
+            0.5,
+            2.0,
+            1e300,
+        ]
+    )
     xt = torch.tensor(x, requires_grad=True)
     (want,) = torch.autograd.grad(torch.exp(torch.log(xt) / torch.log(xt)).sum(), xt)
     _, grad = value_and_grad("exp(log(x, x))", x=x)
@@ -169,3 +179,23 @@ def test_json_text_is_the_same_function_in_sympy(cli, text: str) -> None:
         _, grad = value_and_grad(text, x=point)
         want = complex(formula.subs(sp.Symbol("x"), point).evalf())
         assert want.imag == 0 and want.real == pytest.approx(float(grad), rel=1e-12)
+
+
+def test_log_with_a_number_base_has_a_forward_mode() -> None:
+    # the tangent rule took SymPy's log(-1) = I*pi: no module for log(x, -1) (found by
+    # tests/test_threads.py's random expressions)
+    from conftest import compiled
+
+    x = np.array([0.5, 2.0])
+    for base in (-1.0, 0.0, 10.0):
+        module = compiled(symgrad.derive(f"acot(x + log(x, {base}))"))
+        xt = torch.tensor(x)
+        b = torch.tensor(base, dtype=torch.float64)
+        want = torch.func.jvp(
+            lambda t, b=b: torch.atan(1 / (t + torch.log(t) / torch.log(b))),
+            (xt,),
+            (torch.ones_like(xt),),
+        )
+        value, tangent = module.jvp([x], [np.ones(2)])
+        np.testing.assert_allclose(value, want[0].numpy(), rtol=1e-14, equal_nan=True)
+        np.testing.assert_allclose(tangent, want[1].numpy(), rtol=1e-12, equal_nan=True)
