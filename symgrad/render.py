@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from symgrad import runtime
-from symgrad.numpy_code import Line, NumpyProgram
+from symgrad.numpy_code import Line, LineLike, NumpyProgram
 
 LINE_WIDTH = 88
 ALWAYS_HELPERS = (
@@ -69,18 +69,18 @@ def wrap(prefix: str, code: str, indent: str, width: int = LINE_WIDTH) -> list[s
     return [indent + prefix + "("] + [inner + part for part in body] + [indent + ")"]
 
 
-def _body(lines: list[Line] | _Deleting, indent: str) -> str:
+def _body(lines: list[LineLike] | _Deleting, indent: str) -> str:
     if isinstance(lines, _Deleting):
         return lines.body(indent)
     out: list[str] = []
     append = out.append
-    for line in lines:  # a short line as wrap() would give it, without calling it
-        prefix = f"{line.name} = " if line.name else ""  # else a statement (del)
-        text = f"{indent}{prefix}{line.code}"
+    for name, code, _ in lines:  # a short line as wrap() gives it, without calling it
+        prefix = f"{name} = " if name else ""  # else a statement (del)
+        text = f"{indent}{prefix}{code}"
         if len(text) <= LINE_WIDTH:
             append(text)
         else:
-            out.extend(wrap(prefix, line.code, indent))
+            out.extend(wrap(prefix, code, indent))
     return "\n".join(out)
 
 
@@ -88,7 +88,7 @@ _TEMPORARY = re.compile(r"(?<![\w.])_(?:[vgth]\d+|dtype)\b")
 
 
 def _last_uses(
-    lines: list[Line], start: int = 0, last: dict[str, int] | None = None
+    lines: list[LineLike], start: int = 0, last: dict[str, int] | None = None
 ) -> dict[str, int]:
     """The index of the line where each temporary of `lines` is used for the last
     time (or defined, if never used); `last` holds them for `lines[:start]`."""
@@ -96,10 +96,9 @@ def _last_uses(
     is_temporary = _TEMPORARY.fullmatch
     last = {} if last is None else last
     for i in range(start, len(lines)):
-        line = lines[i]
-        for name in temporaries(line.code):
-            last[name] = i
-        name = line.name
+        name, code, _ = lines[i]
+        for used in temporaries(code):
+            last[used] = i
         if name and name not in last and is_temporary(name):
             last[name] = i  # defined and never used: dead at once
     return last
@@ -119,11 +118,13 @@ def _deaths(last: dict[str, int]) -> dict[int, tuple[str, ...]]:
     return deaths
 
 
-def with_deletions(lines: list[Line], keep: set[str], later: set[str]) -> list[Line]:
+def with_deletions(
+    lines: list[LineLike], keep: set[str], later: set[str]
+) -> list[LineLike]:
     """`lines` with `del` after each temporary's last use, so that large arrays are
     freed as soon as they are dead; names in `keep` (results) or used `later` stay."""
     deaths = _deaths(_last_uses(lines))
-    out: list[Line] = []
+    out: list[LineLike] = []
     for i, line in enumerate(lines):
         out.append(line)
         dead = [n for n in deaths.get(i, ()) if n not in keep and n not in later]
@@ -140,7 +141,7 @@ class _Deleting:
 
     def __init__(
         self,
-        lines: list[Line],
+        lines: list[LineLike],
         keep: set[str],
         later: set[str],
         deaths: dict[int, tuple[str, ...]] | None = None,
@@ -156,8 +157,7 @@ class _Deleting:
         kept = keep | later
         out: list[str] = []
         append = out.append
-        for i, line in enumerate(self.lines):
-            name, code = line.name, line.code
+        for i, (name, code, _) in enumerate(self.lines):
             text = f"{indent}{name} = {code}" if name else indent + code
             if len(text) <= LINE_WIDTH:
                 append(text)
@@ -191,9 +191,9 @@ def _temporary_order(name: str) -> tuple[str, int, str]:
     return (name[:2], len(name), name)
 
 
-def _uses(lines: list[Line] | None) -> set[str]:
+def _uses(lines: list[LineLike] | None) -> set[str]:
     # (one search of the joined code: a temporary never spans a line break)
-    return set(_TEMPORARY.findall("\n".join([line.code for line in lines or []])))
+    return set(_TEMPORARY.findall("\n".join([line[1] for line in lines or []])))
 
 
 def _doc_block(items: list[str], indent: str = "    ", limit: int = 40) -> str:
@@ -260,12 +260,14 @@ def render_module(
 
     # where each list's temporaries are last used, shared by its bodies and carried on
     # into lists that extend it (forward + jvp); the list is kept, its id is the key
-    scanned: dict[int, tuple[list[Line], dict[str, int], dict[int, tuple[str, ...]]]]
+    scanned: dict[
+        int, tuple[list[LineLike], dict[str, int], dict[int, tuple[str, ...]]]
+    ]
     scanned = {}
 
     def deleting(
-        lines: list[Line] | None, keep: set[str], later: set[str]
-    ) -> list[Line] | _Deleting:
+        lines: list[LineLike] | None, keep: set[str], later: set[str]
+    ) -> list[LineLike] | _Deleting:
         lines = lines or []
         if not free_early:
             return lines
@@ -377,7 +379,7 @@ def _backward_block(program: NumpyProgram, deleting: Any) -> str:
     if not program.wrt:
         return ""
 
-    def branch(lines: list[Line], codes: dict[str, str], indent: str) -> str:
+    def branch(lines: list[LineLike], codes: dict[str, str], indent: str) -> str:
         finals = [Line(f"_grad_{n}", codes[n]) for n in program.wrt]
         body = deleting(lines + finals, {program.value}, set())
         return _body(body, indent)
@@ -495,7 +497,7 @@ def _forward_mode_context(
                 [f"    {n} = np.reshape({n}, ())" for n in wrt]
                 + (  # a large program's one backward pass, run with 1
                     ["    grad_output = 1.0"]
-                    if any("grad_output" in line.code for line in program.hessian or [])
+                    if any("grad_output" in line[1] for line in program.hessian or [])
                     else []
                 )
             )
