@@ -471,8 +471,13 @@ def build_program(
 def _needs_grad(forward: list[Node], wanted: set[int]) -> set[int]:
     needs: set[int] = set()
     for node in forward:
-        if node.id in wanted or any(a.id in needs for a in node.args):
+        if node.id in wanted:
             needs.add(node.id)
+            continue
+        for a in node.args:
+            if a.id in needs:
+                needs.add(node.id)
+                break
     return needs
 
 
@@ -495,6 +500,17 @@ def dependencies(forward: list[Node]) -> dict[int, frozenset[int]]:
             deps[node.id] = frozenset()
         elif node.op in RESHAPING:  # a shape of its own (x[1:] is not x's shape)
             deps[node.id] = frozenset({-2 - node.id})
+        elif len(node.args) == 1:  # (the common cases first: as below)
+            deps[node.id] = deps[node.args[0].id]
+        elif len(node.args) == 2:
+            a, b = deps[node.args[0].id], deps[node.args[1].id]
+            if a is MANY or b is MANY:
+                deps[node.id] = MANY
+                continue
+            if len(a) < len(b):
+                a, b = b, a
+            union = a if b <= a else a | b
+            deps[node.id] = union if len(union) <= MAX_TRACKED_INPUTS else MANY
         else:
             parts = [deps[a.id] for a in node.args]
             if any(p is MANY for p in parts):
