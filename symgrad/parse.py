@@ -373,22 +373,40 @@ def _top_level_operators(source: str) -> dict[str, list[tuple[int, str]]] | None
     cuts: dict[str, list[tuple[int, str]]] = {"sum": [], "product": []}
     depth = 0
     last = ""  # the last character outside brackets that is not a space
-    i, n = 0, len(source)
-    while i < n:
-        ch = source[i]
-        if ch in "([{":
+    start = 0  # where the text outside brackets since the last bracket starts
+    # only the brackets are visited one by one; the text between them when it is
+    # outside brackets, character by character (`_top_level_text`)
+    for bracket in _BRACKETS.finditer(source):
+        i = bracket.start()
+        if depth == 0:
+            last = _top_level_text(source, start, i, last, cuts)
+            if last is None:
+                return None
+        if source[i] in "([{":
             depth += 1
-        elif ch in ")]}":
+        else:
             depth -= 1
             if depth < 0:
                 return None
             if depth == 0:
-                last = ch
-                i += 1
-                continue
-        if depth:
-            i += 1
-            continue
+                last = source[i]
+        start = i + 1
+    if depth or _top_level_text(source, start, len(source), last, cuts) is None:
+        return None
+    return cuts
+
+
+_BRACKETS = re.compile(r"[()\[\]{}]")
+
+
+def _top_level_text(
+    source: str, i: int, end: int, last: str, cuts: dict[str, list[tuple[int, str]]]
+) -> str | None:
+    """`_top_level_operators` on `source[i:end]`, outside brackets and without any:
+    the operators found are added to `cuts`; the last character that is not a space
+    is returned (`last` if none), or None if the text cannot be split."""
+    while i < end:
+        ch = source[i]
         if ch in "+-":
             start = i
             while start and (source[start - 1].isalnum() or source[start - 1] in "_."):
@@ -412,7 +430,7 @@ def _top_level_operators(source: str) -> dict[str, list[tuple[int, str]]] | None
         if not ch.isspace():
             last = ch
         i += 1
-    return cuts if depth == 0 else None
+    return last
 
 
 _KEYWORD = re.compile(r"(?<![\w.])(?:and|or|not|if|else|lambda|for|in|is)(?![\w.])")
