@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from symgrad import registry
 from symgrad.graph import GRAD_OUTPUT, Graph, Node, ancestors
 from symgrad.local_rules import local_terms
 
@@ -488,6 +489,8 @@ MANY: frozenset[int] = frozenset({-1})  # "possibly any input"
 # Operations whose result has a shape of their own, neither their argument's nor a
 # reduction's (): it counts as an input of its own shape (-2 - the node's id).
 RESHAPING = frozenset({"slice", "index", "unslice", "unindex"})
+# The rows that reduce (`Rule.reduction`): their result depends on no input's shape.
+REDUCTIONS = frozenset(rule.name for rule in registry.RULES if rule.reduction)
 
 
 def dependencies(forward: list[Node]) -> dict[int, frozenset[int]]:
@@ -496,7 +499,7 @@ def dependencies(forward: list[Node]) -> dict[int, frozenset[int]]:
     for node in forward:
         if node.op == "input":
             deps[node.id] = frozenset({node.id})
-        elif node.op in ("const", "dtype") or (node.rule and node.rule.reduction):
+        elif node.op in ("const", "dtype") or node.op in REDUCTIONS:
             deps[node.id] = frozenset()
         elif node.op in RESHAPING:  # a shape of its own (x[1:] is not x's shape)
             deps[node.id] = frozenset({-2 - node.id})
