@@ -113,7 +113,10 @@ def _deaths(last: dict[str, int]) -> dict[int, tuple[str, ...]]:
     for name, i in last.items():
         deaths[i] = deaths.get(i, ()) + (name,)
     for i, names in deaths.items():
-        if len(names) > 1:
+        if len(names) == 2:  # (the common case: one comparison)
+            if _temporary_order(names[1]) < _temporary_order(names[0]):
+                deaths[i] = (names[1], names[0])
+        elif len(names) > 2:
             deaths[i] = tuple(sorted(names, key=_temporary_order))
     return deaths
 
