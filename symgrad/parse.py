@@ -656,7 +656,12 @@ class _Builder:
                 push((node.right, depth + 1))
                 push((left, depth if same else depth + 1))
                 continue
-            problem = self._problem(node, depth)
+            if type(node) is ast.Name and depth <= MAX_DEPTH:  # (`_problem`'s answer)
+                problem = self._name_problem(node)
+            elif type(node) is ast.Constant and depth <= MAX_DEPTH:
+                problem = self._constant_problem(node)
+            else:
+                problem = self._problem(node, depth)
             if problem is None:
                 if type(node) is not ast.Name and type(node) is not ast.Constant:
                     stack.extend(reversed(list(self._children(node, depth))))
@@ -844,10 +849,32 @@ class _Builder:
         # operands are on the stack above it; their nodes end on `built` in order
         built: list[Node] = []
         stack: list[tuple[ast.AST, int]] = [(node, -1)]
+        pop, push, append = stack.pop, stack.append, built.append
+        graph, rows = self.graph, self._binary_rows
         while stack:
-            item, count = stack.pop()
+            item, count = pop()
             if given is not None and id(item) in given:
-                built.append(given[id(item)])
+                append(given[id(item)])
+                continue
+            kind = type(item)
+            # (the common nodes inline: what _operands and _node do with them)
+            if kind is ast.BinOp:
+                if count < 0:
+                    push((item, 2))
+                    push((item.right, -1))  # type: ignore[attr-defined]
+                    push((item.left, -1))  # type: ignore[attr-defined]
+                    continue
+                right = built.pop()
+                row = rows.get(type(item.op))  # type: ignore[attr-defined]
+                if row is None:
+                    row = rows[type(item.op)] = _row(item.op, 2)  # type: ignore[attr-defined]
+                built[-1] = graph.apply(row, built[-1], right)
+                continue
+            if kind is ast.Name and item.id not in registry.CONSTANTS:  # type: ignore[attr-defined]
+                append(graph.input(item.id))  # type: ignore[attr-defined]
+                continue
+            if kind is ast.Constant:
+                append(graph.const(_as_float(item.value)))  # type: ignore[attr-defined]
                 continue
             if count < 0:
                 operands = self._operands(item)
