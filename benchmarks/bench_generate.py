@@ -3,7 +3,8 @@
 Each size runs in a fresh process (`symgrad generate - -o ... < expression`), so the
 time includes Python's start and the imports, as it does for a user; the module it
 writes is then imported and checked against SciPy's own `rosen` and `rosen_der` at a
-random point. Peak memory is the child's maximum resident size.
+random point. Peak memory is the child's maximum resident size; its CPU time (user +
+system) is steadier than the wall clock on a shared machine.
 
     python benchmarks/bench_generate.py                 # n = 100, 1,000, 10,000
     python benchmarks/bench_generate.py --n 1000 --repeat 5
@@ -31,9 +32,11 @@ def rosenbrock(n: int) -> str:
     )
 
 
-def run_once(text: str, path: Path) -> tuple[float, float]:
-    """Seconds and peak MB of one `symgrad generate` in a child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def run_once(text: str, path: Path) -> tuple[float, float, float]:
+    """Wall seconds, peak MB and CPU seconds of one `symgrad generate` in a child
+    process."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     start = time.perf_counter()
     subprocess.run(
         [
@@ -52,8 +55,9 @@ def run_once(text: str, path: Path) -> tuple[float, float]:
         capture_output=True,
     )
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before) / 1024
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = usage.ru_utime + usage.ru_stime - cpu
+    return seconds, max(usage.ru_maxrss, before) / 1024, cpu
 
 
 def check(path: Path, n: int) -> tuple[float, float]:
@@ -83,20 +87,22 @@ def main() -> None:
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, load {os.getloadavg()[0]:.2f}")
     print(
-        "| n | generate s (median) | min | peak MB | rel. error vs SciPy | "
-        "value_and_grad ms |"
+        "| n | generate s (median) | min | CPU s (median) | peak MB | "
+        "rel. error vs SciPy | value_and_grad ms |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as folder:
         for n in args.n:
             text = rosenbrock(n)
             path = Path(folder) / f"rosen{n}.py"
             runs = [run_once(text, path) for _ in range(args.repeat)]
-            times = [t for t, _ in runs]
+            times = [t for t, _, _ in runs]
+            cpu = statistics.median(c for _, _, c in runs)
             error, call = check(path, n)
             print(
                 f"| {n:,} | {statistics.median(times):.2f} | {min(times):.2f} | "
-                f"{max(m for _, m in runs):.0f} | {error:.1e} | {call * 1e3:.1f} |"
+                f"{cpu:.2f} | {max(m for _, m, _ in runs):.0f} | {error:.1e} | "
+                f"{call * 1e3:.1f} |"
             )
 
 

@@ -211,7 +211,8 @@ class Derivation:
         # imported here: NumPy and the templates are not needed to print formulas
         from symgrad import __version__, numpy_code, render
 
-        lowered = numpy_code.lower(self.program, order)
+        # plain tuples: no Line object per line of a large module (`numpy_code.lower`)
+        lowered = numpy_code.lower(self.program, order, tuples=True)
 
         if self.derivatives:
             gradient_doc = [

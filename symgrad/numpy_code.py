@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from symgrad import evaluate, registry
 from symgrad.graph import GRAD_OUTPUT, Node, ancestors, literal
@@ -23,11 +23,18 @@ DTYPE = "_dtype"
 _HELPER_CALL = re.compile(r"(?<![\w.])(_[a-z]\w*)\(")
 
 
-@dataclass
-class Line:
+class Line(NamedTuple):
+    """One line of code: `name = code`, or a statement of its own (no name)."""
+
     name: str
     code: str
     comment: str = ""
+
+
+# A Line, or its fields as a plain tuple (`lower(..., tuples=True)`): the garbage
+# collector stops tracking a tuple of strings, so a large module's hundreds of
+# thousands of lines are not traversed at every full collection while it is made.
+LineLike = tuple[str, str, str]
 
 
 @dataclass
@@ -35,22 +42,22 @@ class NumpyProgram:
     """The pieces a module template lays out."""
 
     inputs: tuple[str, ...]
-    forward: list[Line]
-    backward: list[Line]  # with the upstream gradient grad_output
-    default_backward: list[Line] | None  # grad_output=None: the constant 1 folded in
+    forward: list[LineLike]
+    backward: list[LineLike]  # with the upstream gradient grad_output
+    default_backward: list[LineLike] | None  # grad_output=None: 1 folded in
     value: str  # the forward line (or input/literal) holding the value
     gradients: dict[str, str]  # input name -> code of its (unshaped) gradient
     default_gradients: dict[str, str]
     helpers: tuple[str, ...]  # runtime helpers used (`_erf`)
     wrt: tuple[str, ...] = ()  # the inputs with gradients, tangents and vectors
     # forward mode: tangent lines after the forward ones, and the value's tangent
-    jvp: list[Line] = field(default_factory=list)
+    jvp: list[LineLike] = field(default_factory=list)
     jvp_tangent: str = "0.0"
     # second order (None unless asked for): forward-over-reverse with grad_output ...
-    hvp: list[Line] | None = None
+    hvp: list[LineLike] | None = None
     hvp_products: dict[str, str] = field(default_factory=dict)
     # ... and the scalar inputs' Hessian: its lines, entries and where they go
-    hessian: list[Line] | None = None
+    hessian: list[LineLike] | None = None
     hessian_entries: list[str] = field(default_factory=list)
     hessian_sparsity: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
     scalar_hessian: bool = True  # False: the inputs are arrays (x[1:]), no sparse path
@@ -191,12 +198,12 @@ def _section(
     known: dict[int, str],
     prefix_of: Callable[[Node], str],
     speller: _Speller | None = None,
-) -> tuple[list[Line], dict[int, str]]:
+) -> tuple[list[LineLike], dict[int, str]]:
     """Lines computing `targets` from the `known` names: each new node named by its
     kind's prefix and a count (`_t1, _t2, ...`), inputs by their own names."""
     local = dict(known)
     counts: dict[str, int] = {}
-    lines: list[Line] = []
+    lines: list[LineLike] = []
     spelled = (speller or _Speller()).spell
     for node in _beyond(targets, known):
         if node.id in local or node.op == "const":
@@ -211,7 +218,7 @@ def _section(
             counts[prefix] = counts.get(prefix, 0) + 1
             name = f"{prefix}{counts[prefix]}"
         local[node.id] = name
-        lines.append(Line(name, spelled(node, local)))
+        lines.append((name, spelled(node, local), ""))
     return lines, local
 
 
@@ -257,21 +264,22 @@ def _second_order(
     }
 
 
-def lower(program: Program, order: int = 1) -> NumpyProgram:
+def lower(program: Program, order: int = 1, *, tuples: bool = False) -> NumpyProgram:
     """The program as named NumPy lines: forward, backward for both seeds, the
-    tangents (jvp), and with `order` 2 the hvp and Hessian lines."""
+    tangents (jvp), and with `order` 2 the hvp and Hessian lines. Each line is a
+    `Line`, or with `tuples` the same fields as a plain tuple (`LineLike`)."""
     named = _forward_names(program)
     spelled = (speller := _Speller()).spell
-    forward = [
-        Line(named[n.id], spelled(n, named))
+    forward: list[LineLike] = [
+        (named[n.id], spelled(n, named), "")
         for n in program.forward_nodes
         if n.op not in ("input", "const")
     ]
 
-    def backward_lines(default: bool) -> tuple[list[Line], dict[str, str]]:
+    def backward_lines(default: bool) -> tuple[list[LineLike], dict[str, str]]:
         nodes = _backward_nodes(program, named, default)
         local = _named_backward(nodes, named)
-        lines = [Line(local[n.id], spelled(n, local)) for n in nodes if n.op != "input"]
+        lines = [(local[n.id], spelled(n, local), "") for n in nodes if n.op != "input"]
         codes = {
             n: ("0.0" if g is None else code_of(g, local))
             for n, g in program.gradients(default).items()
@@ -297,9 +305,16 @@ def lower(program: Program, order: int = 1) -> NumpyProgram:
         + jvp
         + second.get("hvp", [])
         + second.get("hessian", [])
-        if "(" in line.code  # (a helper's call has one)
-        for m in calls(line.code)
+        if "(" in line[1]  # (a helper's call has one)
+        for m in calls(line[1])
     }
+    if not tuples:  # Line objects
+        forward, backward, jvp = _lines(forward), _lines(backward), _lines(jvp)
+        if default_backward is not None:
+            default_backward = _lines(default_backward)
+        for key in ("hvp", "hessian"):
+            if second.get(key):
+                second[key] = _lines(second[key])
     return NumpyProgram(
         inputs=program.inputs,
         forward=forward,
@@ -315,6 +330,10 @@ def lower(program: Program, order: int = 1) -> NumpyProgram:
         elementwise=program.elementwise,
         **second,
     )
+
+
+def _lines(lines: list[LineLike]) -> list[LineLike]:
+    return [Line._make(line) for line in lines]
 
 
 def _tangent(node: Node) -> str:

@@ -20,7 +20,9 @@ numbers) get large exact arguments as floats.
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
+import keyword
 import math
 import re
 from collections.abc import Iterator, Sequence
@@ -242,18 +244,27 @@ def parse(text: str) -> Parsed:
     if not text.strip():
         raise SymgradError("empty expression: give something like 'cos(x**2)'", text, 0)
     source, colmap = _rewrite_caret_power(text)
-    tree = _python_parse(source, text, colmap)
+    pieces = _pieces(source)
+    if pieces is not None:  # a long flat sum or product: piece by piece if it can be
+        done = _parse_in_pieces(_Builder(text, source, colmap), *pieces)
+        if done is not None:
+            return done
+    tree = _python_parse(source, text, colmap, pieces)
     builder = _Builder(text, source, colmap)
     builder.validate(tree)
-    inputs = sorted(builder.first_column, key=builder.first_column.__getitem__)
-    for name in inputs:  # inputs first, in order of appearance
-        builder.graph.input(name)
+    inputs = builder.inputs()
     builder.graph.symbolic_constants = True
     output = builder.build(tree.body)
+    return _parsed(builder, output, inputs)
+
+
+def _parsed(builder: _Builder, output: Node, inputs: list[str]) -> Parsed:
     builder.graph.symbolic_constants = False
     if output.is_mask:  # a mask's value is a number: 0/1 in the inputs' dtype
         output = builder.graph.as_number(output)
-    return Parsed(text=text, graph=builder.graph, output=output, inputs=tuple(inputs))
+    return Parsed(
+        text=builder.text, graph=builder.graph, output=output, inputs=tuple(inputs)
+    )
 
 
 def _rewrite_caret_power(text: str) -> tuple[str, list[int]]:
@@ -279,10 +290,25 @@ def _rewrite_caret_power(text: str) -> tuple[str, list[int]]:
     return "".join(out), colmap
 
 
-def _python_parse(source: str, text: str, colmap: list[int]) -> ast.Expression:
-    """Python's parser on `source`; a long top-level sum is parsed term by term."""
+def _python_parse(
+    source: str,
+    text: str,
+    colmap: list[int],
+    pieces: tuple[str, list[tuple[int, int, str | None]]] | None = None,
+) -> ast.Expression:
+    """Python's parser on `source`; a long top-level sum (`_pieces`) is parsed term
+    by term."""
+    with _python_errors(source, text, colmap):
+        if pieces is not None:
+            return _joined(source, *pieces)
+        return ast.parse(source, mode="eval")
+
+
+@contextlib.contextmanager
+def _python_errors(source: str, text: str, colmap: list[int]) -> Iterator[None]:
+    """Python's parser's errors (on `source` or a piece of it) as SymgradErrors."""
     try:
-        return _parse_chunked(source) or ast.parse(source, mode="eval")
+        yield
     except SyntaxError as error:
         column = _syntax_error_column(error, source, colmap)
         message = (error.msg or "invalid syntax").split(" (")[0]
@@ -300,14 +326,18 @@ def _python_parse(source: str, text: str, colmap: list[int]) -> ast.Expression:
         raise SymgradError(f"cannot parse the expression: {error}", text, 0) from None
 
 
-def _parse_chunked(source: str) -> ast.Expression | None:
-    """A long flat sum (`t1 + t2 - t3 ...`) or product (`f1 * f2 / f3 ...`), parsed
-    in pieces of CHUNK_TERMS terms and joined as Python would have nested it; else None.
+_GROUPS = {"sum": (ast.Add, ast.Sub), "product": (ast.Mult, ast.Div)}
+_JOINING = {"+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div}
+
+
+def _pieces(source: str) -> tuple[str, list[tuple[int, int, str | None]]] | None:
+    """A long flat sum (`t1 + t2 - t3 ...`) or product (`f1 * f2 / f3 ...`), to be
+    parsed in pieces of CHUNK_TERMS terms and joined as Python would have nested it:
+    its group and each piece's (start, end, the operator before it); else None.
 
     Only when every operator at the top level (outside brackets) is of one group:
     binary + and - (with * / ** inside terms), or * and / (with ** inside factors).
     Comparisons and `and`/`or` bind more loosely, so splitting there would be wrong.
-    Column offsets are shifted to their place in `source`.
     """
     if len(source) < 2 * CHUNK_TERMS:
         return None
@@ -320,49 +350,138 @@ def _parse_chunked(source: str) -> ast.Expression | None:
         return None
     if group == "product" and any(op == "**" for _, op in chosen):
         return None
-    ops = {"+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div}
-    pieces = [0] + [c for c, _ in chosen[CHUNK_TERMS - 1 :: CHUNK_TERMS]]
-    bounds = list(zip(pieces, pieces[1:] + [len(source)], strict=True))
+    starts = [0] + [c for c, _ in chosen[CHUNK_TERMS - 1 :: CHUNK_TERMS]]
+    bounds: list[tuple[int, int, str | None]] = []
+    for start, end in zip(starts, starts[1:] + [len(source)], strict=True):
+        bounds.append((start + 1, end, source[start]) if start else (0, end, None))
+    return group, bounds
+
+
+def _piece(source: str, start: int, end: int) -> ast.expr:
+    """The tree of `source[start:end]`, every node with its column in `source`."""
+    # padded so that Python's parser gives every node its column in `source`
+    # (parentheses are not part of a node's position)
+    padding = len(source[:start].encode("utf-8")) - 1
+    piece = "(" + " " * padding + source[start:end] + ")" if start else source[:end]
+    return ast.parse(piece, mode="eval").body
+
+
+def _graft(result: ast.expr, tree: ast.expr, op_before: str, group: str) -> ast.expr:
+    """`result` joined to the piece `tree` as Python nests it: the piece's leftmost
+    operand becomes `result <op_before> operand` (columns shifted as a whole parse
+    gives them)."""
+    parent, first = None, tree
+    kinds = _GROUPS[group]
+    while isinstance(first, ast.BinOp) and isinstance(first.op, kinds):
+        parent, first = first, first.left
+    joined = ast.BinOp(
+        left=result,
+        op=_JOINING[op_before](),
+        right=first,
+        lineno=1,
+        col_offset=result.col_offset,
+        end_lineno=1,
+        end_col_offset=first.end_col_offset,
+    )
+    if parent is None:
+        result = joined
+    else:
+        parent.left = joined
+        result = tree
+    node = result
+    while isinstance(node, ast.BinOp) and node is not joined:
+        node.col_offset = joined.col_offset
+        node = node.left
+    return result
+
+
+def _joined(
+    source: str, group: str, bounds: list[tuple[int, int, str | None]]
+) -> ast.Expression:
+    """The tree of a long flat sum or product (`_pieces`), its pieces joined."""
     result: ast.expr | None = None
-    for start, end in bounds:
-        op_before = None
-        if start > 0:
-            op_before = source[start]
-            start += 1
-        # padded so that Python's parser gives every node its column in `source`
-        # (parentheses are not part of a node's position)
-        padding = len(source[:start].encode("utf-8")) - 1
-        piece = "(" + " " * padding + source[start:end] + ")" if start else source[:end]
-        tree = ast.parse(piece, mode="eval").body
-        if result is None:
-            result = tree
-            continue
-        assert op_before is not None
-        # graft: the piece's leftmost operand becomes `result <op> operand`
-        parent, first = None, tree
-        kinds = (ast.Add, ast.Sub) if group == "sum" else (ast.Mult, ast.Div)
-        while isinstance(first, ast.BinOp) and isinstance(first.op, kinds):
-            parent, first = first, first.left
-        joined = ast.BinOp(
-            left=result,
-            op=ops[op_before](),
-            right=first,
-            lineno=1,
-            col_offset=result.col_offset,
-            end_lineno=1,
-            end_col_offset=first.end_col_offset,
-        )
-        if parent is None:
-            result = joined
-        else:
-            parent.left = joined
-            result = tree
-        node = result
-        while isinstance(node, ast.BinOp) and node is not joined:
-            node.col_offset = joined.col_offset
-            node = node.left
+    for start, end, op_before in bounds:
+        tree = _piece(source, start, end)
+        result = tree if result is None else _graft(result, tree, op_before, group)  # type: ignore[arg-type]
     assert result is not None
     return ast.Expression(body=result)
+
+
+def _parse_in_pieces(
+    builder: _Builder, group: str, bounds: list[tuple[int, int, str | None]]
+) -> Parsed | None:
+    """A long flat sum or product (`_pieces`) parsed, checked and built one piece at
+    a time, so that the tree of the whole (hundreds of thousands of objects for the
+    garbage collector to traverse at 10,000 terms) is never held; None when the
+    inputs in order, guessed from the text first (the graph's first nodes), are
+    not the ones the check finds (then `parse` takes the whole tree).
+
+    Everything else is as with the whole tree: the same checks at the same depths,
+    left to right (a piece that is one term is the join's right operand: one level
+    down), a syntax error anywhere before any other problem, a problem the check
+    finds before one found while building, and the same nodes made in the same
+    order."""
+    source, text, colmap = builder.source, builder.text, builder.colmap
+    guessed = _guess_inputs(source)
+    for name in guessed:
+        builder.graph.input(name)
+    kinds = _GROUPS[group]
+    best: SymgradError | None = None
+    failed: Exception | None = None  # raised while building, after the checks
+    result: Node | None = None
+    end_offset = 0
+    for start, end, op_before in bounds:
+        with _python_errors(source, text, colmap):
+            tree = _piece(source, start, end)
+        end_offset = getattr(tree, "end_col_offset", 0)
+        spine = isinstance(tree, ast.BinOp) and isinstance(tree.op, kinds)
+        best = builder.check(tree, 1 if spine else 2, best)
+        if best is not None or failed is not None:
+            continue  # (still parsed: a syntax error further on comes first)
+        builder.graph.symbolic_constants = True
+        try:
+            if result is None:
+                result = builder.build(tree)
+            else:
+                assert op_before is not None
+                # the pieces so far stand in as their node (the first piece's root:
+                # column 0)
+                placeholder = ast.Name(id="_", ctx=ast.Load(), col_offset=0)
+                root = _graft(placeholder, tree, op_before, group)
+                result = builder.build(root, {id(placeholder): result})
+        except Exception as error:  # noqa: BLE001 - raised below, after the checks
+            failed = error
+        builder.graph.symbolic_constants = False
+    best = best or builder.comment_problem(end_offset)
+    if best is not None:
+        raise best
+    if failed is not None:
+        raise failed
+    inputs = sorted(builder.first_column, key=builder.first_column.__getitem__)
+    if inputs != guessed or [n.name for n in builder.graph.inputs()] != guessed:
+        return None
+    assert result is not None
+    return _parsed(builder, result, inputs)
+
+
+_NAMES = re.compile(r"(?P<number>\.?\d[\w.]*)|(?P<name>[^\W\d]\w*)(?P<call>[ \f]*\()?")
+
+
+def _guess_inputs(source: str) -> list[str]:
+    """The names in `source` that look like inputs (not numbers, calls, keywords or
+    constants), in order of first appearance: a guess, checked after parsing."""
+    seen: dict[str, None] = {}
+    for match in _NAMES.finditer(source):
+        name = match["name"]
+        if (
+            name is not None
+            and match["call"] is None
+            and name not in seen
+            and name not in registry.CONSTANTS
+            and not keyword.iskeyword(name)
+        ):
+            seen[name] = None
+    return list(seen)
 
 
 _EXPONENT = re.compile(r"(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)[eE]$")
@@ -374,22 +493,40 @@ def _top_level_operators(source: str) -> dict[str, list[tuple[int, str]]] | None
     cuts: dict[str, list[tuple[int, str]]] = {"sum": [], "product": []}
     depth = 0
     last = ""  # the last character outside brackets that is not a space
-    i, n = 0, len(source)
-    while i < n:
-        ch = source[i]
-        if ch in "([{":
+    start = 0  # where the text outside brackets since the last bracket starts
+    # only the brackets are visited one by one; the text between them when it is
+    # outside brackets, character by character (`_top_level_text`)
+    for bracket in _BRACKETS.finditer(source):
+        i = bracket.start()
+        if depth == 0:
+            last = _top_level_text(source, start, i, last, cuts)
+            if last is None:
+                return None
+        if source[i] in "([{":
             depth += 1
-        elif ch in ")]}":
+        else:
             depth -= 1
             if depth < 0:
                 return None
             if depth == 0:
-                last = ch
-                i += 1
-                continue
-        if depth:
-            i += 1
-            continue
+                last = source[i]
+        start = i + 1
+    if depth or _top_level_text(source, start, len(source), last, cuts) is None:
+        return None
+    return cuts
+
+
+_BRACKETS = re.compile(r"[()\[\]{}]")
+
+
+def _top_level_text(
+    source: str, i: int, end: int, last: str, cuts: dict[str, list[tuple[int, str]]]
+) -> str | None:
+    """`_top_level_operators` on `source[i:end]`, outside brackets and without any:
+    the operators found are added to `cuts`; the last character that is not a space
+    is returned (`last` if none), or None if the text cannot be split."""
+    while i < end:
+        ch = source[i]
         if ch in "+-":
             start = i
             while start and (source[start - 1].isalnum() or source[start - 1] in "_."):
@@ -413,7 +550,7 @@ def _top_level_operators(source: str) -> dict[str, list[tuple[int, str]]] | None
         if not ch.isspace():
             last = ch
         i += 1
-    return cuts if depth == 0 else None
+    return last
 
 
 _KEYWORD = re.compile(r"(?<![\w.])(?:and|or|not|if|else|lambda|for|in|is)(?![\w.])")
@@ -487,8 +624,17 @@ class _Builder:
         found so far is skipped (everything inside it is further right): 20,000 unknown
         functions cost one suggestion, not 20,000.
         """
-        best = self._comment_problem(tree)
-        stack: list[tuple[ast.AST, int]] = [(tree.body, 1)]
+        best = self.comment_problem(getattr(tree.body, "end_col_offset", 0))
+        best = self.check(tree.body, 1, best)
+        if best is not None:
+            raise best
+
+    def check(
+        self, root: ast.AST, depth: int, best: SymgradError | None
+    ) -> SymgradError | None:
+        """The leftmost problem of `root` (at `depth`) or `best`, found as `validate`
+        finds it (nothing right of `best` is visited)."""
+        stack: list[tuple[ast.AST, int]] = [(root, depth)]
         push = stack.append
         while stack:
             node, depth = stack.pop()
@@ -511,19 +657,32 @@ class _Builder:
                 push((node.right, depth + 1))
                 push((left, depth if same else depth + 1))
                 continue
-            problem = self._problem(node, depth)
+            if type(node) is ast.Name and depth <= MAX_DEPTH:  # (`_problem`'s answer)
+                problem = self._name_problem(node)
+            elif type(node) is ast.Constant and depth <= MAX_DEPTH:
+                problem = self._constant_problem(node)
+            else:
+                problem = self._problem(node, depth)
             if problem is None:
                 if type(node) is not ast.Name and type(node) is not ast.Constant:
                     stack.extend(reversed(list(self._children(node, depth))))
             elif best is None or (problem.column or 0) < (best.column or 0):
                 best = problem
-        if best is not None:
-            raise best
+        return best
 
-    def _comment_problem(self, tree: ast.Expression) -> SymgradError | None:
+    def inputs(self) -> list[str]:
+        """The inputs checked, in order of appearance, made the graph's first nodes
+        (once every node is checked)."""
+        inputs = sorted(self.first_column, key=self.first_column.__getitem__)
+        for name in inputs:  # inputs first, in order of appearance
+            self.graph.input(name)
+        return inputs
+
+    def comment_problem(self, end_col_offset: int) -> SymgradError | None:
+        """A comment after the expression, which ends at `end_col_offset` (bytes)."""
         # After the expression only spaces and closing parentheses may follow; anything
         # else is a comment, which would silently swallow the rest of a multi-line text.
-        end = self.offset(getattr(tree.body, "end_col_offset", 0))
+        end = self.offset(end_col_offset)
         rest = self.source[end:]
         comment = end + len(rest) - len(rest.lstrip(" )"))
         if comment == len(self.source):
@@ -684,14 +843,40 @@ class _Builder:
         return None
 
     # --- the walk (only validated trees get here) -----------------------------------
-    def build(self, node: ast.AST) -> Node:
-        """The graph of a validated tree, built without recursion (sums can be long)."""
+    def build(self, node: ast.AST, given: dict[int, Node] | None = None) -> Node:
+        """The graph of a validated tree, built without recursion (sums can be long);
+        `given` holds the nodes of subtrees built already, by id() of their root."""
         # post-order: an item is pushed again with its operand count once its
         # operands are on the stack above it; their nodes end on `built` in order
         built: list[Node] = []
         stack: list[tuple[ast.AST, int]] = [(node, -1)]
+        pop, push, append = stack.pop, stack.append, built.append
+        graph, rows = self.graph, self._binary_rows
         while stack:
-            item, count = stack.pop()
+            item, count = pop()
+            if given is not None and id(item) in given:
+                append(given[id(item)])
+                continue
+            kind = type(item)
+            # (the common nodes inline: what _operands and _node do with them)
+            if kind is ast.BinOp:
+                if count < 0:
+                    push((item, 2))
+                    push((item.right, -1))  # type: ignore[attr-defined]
+                    push((item.left, -1))  # type: ignore[attr-defined]
+                    continue
+                right = built.pop()
+                row = rows.get(type(item.op))  # type: ignore[attr-defined]
+                if row is None:
+                    row = rows[type(item.op)] = _row(item.op, 2)  # type: ignore[attr-defined]
+                built[-1] = graph.apply(row, built[-1], right)
+                continue
+            if kind is ast.Name and item.id not in registry.CONSTANTS:  # type: ignore[attr-defined]
+                append(graph.input(item.id))  # type: ignore[attr-defined]
+                continue
+            if kind is ast.Constant:
+                append(graph.const(_as_float(item.value)))  # type: ignore[attr-defined]
+                continue
             if count < 0:
                 operands = self._operands(item)
                 if operands:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from symgrad import runtime
-from symgrad.numpy_code import Line, NumpyProgram
+from symgrad.numpy_code import Line, LineLike, NumpyProgram
 
 LINE_WIDTH = 88
 ALWAYS_HELPERS = (
@@ -72,18 +72,18 @@ def wrap(prefix: str, code: str, indent: str, width: int = LINE_WIDTH) -> list[s
     return [indent + prefix + "("] + [inner + part for part in body] + [indent + ")"]
 
 
-def _body(lines: list[Line] | _Deleting, indent: str) -> str:
+def _body(lines: list[LineLike] | _Deleting, indent: str) -> str:
     if isinstance(lines, _Deleting):
         return lines.body(indent)
     out: list[str] = []
     append = out.append
-    for line in lines:  # a short line as wrap() would give it, without calling it
-        prefix = f"{line.name} = " if line.name else ""  # else a statement (del)
-        text = f"{indent}{prefix}{line.code}"
+    for name, code, _ in lines:  # a short line as wrap() gives it, without calling it
+        prefix = f"{name} = " if name else ""  # else a statement (del)
+        text = f"{indent}{prefix}{code}"
         if len(text) <= LINE_WIDTH:
             append(text)
         else:
-            out.extend(wrap(prefix, line.code, indent))
+            out.extend(wrap(prefix, code, indent))
     return "\n".join(out)
 
 
@@ -91,7 +91,7 @@ _TEMPORARY = re.compile(r"(?<![\w.])_(?:[vgth]\d+|dtype)\b")
 
 
 def _last_uses(
-    lines: list[Line], start: int = 0, last: dict[str, int] | None = None
+    lines: list[LineLike], start: int = 0, last: dict[str, int] | None = None
 ) -> dict[str, int]:
     """The index of the line where each temporary of `lines` is used for the last
     time (or defined, if never used); `last` holds them for `lines[:start]`."""
@@ -99,10 +99,9 @@ def _last_uses(
     is_temporary = _TEMPORARY.fullmatch
     last = {} if last is None else last
     for i in range(start, len(lines)):
-        line = lines[i]
-        for name in temporaries(line.code):
-            last[name] = i
-        name = line.name
+        name, code, _ = lines[i]
+        for used in temporaries(code):
+            last[used] = i
         if name and name not in last and is_temporary(name):
             last[name] = i  # defined and never used: dead at once
     return last
@@ -117,16 +116,21 @@ def _deaths(last: dict[str, int]) -> dict[int, tuple[str, ...]]:
     for name, i in last.items():
         deaths[i] = deaths.get(i, ()) + (name,)
     for i, names in deaths.items():
-        if len(names) > 1:
+        if len(names) == 2:  # (the common case: one comparison)
+            if _temporary_order(names[1]) < _temporary_order(names[0]):
+                deaths[i] = (names[1], names[0])
+        elif len(names) > 2:
             deaths[i] = tuple(sorted(names, key=_temporary_order))
     return deaths
 
 
-def with_deletions(lines: list[Line], keep: set[str], later: set[str]) -> list[Line]:
+def with_deletions(
+    lines: list[LineLike], keep: set[str], later: set[str]
+) -> list[LineLike]:
     """`lines` with `del` after each temporary's last use, so that large arrays are
     freed as soon as they are dead; names in `keep` (results) or used `later` stay."""
     deaths = _deaths(_last_uses(lines))
-    out: list[Line] = []
+    out: list[LineLike] = []
     for i, line in enumerate(lines):
         out.append(line)
         dead = [n for n in deaths.get(i, ()) if n not in keep and n not in later]
@@ -167,7 +171,7 @@ def _fresh(code: str) -> bool:
     return call is None or (call in _FRESH_CALLS and "out=" not in code)
 
 
-def spare_temporaries(scope: list[Line]) -> set[str]:
+def spare_temporaries(scope: list[LineLike]) -> set[str]:
     """The temporaries of a function (`scope`: all its lines) that may be written
     into at their last use: made by arithmetic (fresh arrays) and never handed on by
     another line (a name defined in both backward branches must be fresh in both).
@@ -181,8 +185,7 @@ def spare_temporaries(scope: list[Line]) -> set[str]:
     summed: dict[str, int] = {}  # temporary -> the _sum_like lines it is summed by
     defined: dict[str, int] = {}
     transfers: list[tuple[str, str]] = []  # (result, summed temporary)
-    for line in scope:
-        name, code = line.name, line.code
+    for name, code, _ in scope:
         if not name:
             continue
         defined[name] = defined.get(name, 0) + 1
@@ -201,7 +204,7 @@ def spare_temporaries(scope: list[Line]) -> set[str]:
         # counts twice: then it is not transferred, which is safe)
         wanted = set(summed)
         uses: dict[str, int] = {}
-        for found in findall("\n".join([line.code for line in scope])):
+        for found in findall("\n".join([code for _, code, _ in scope])):
             if found in wanted:
                 uses[found] = uses.get(found, 0) + 1
         for result, first in transfers:  # in order: a transfer of a transfer
@@ -215,27 +218,23 @@ def spare_temporaries(scope: list[Line]) -> set[str]:
     }
 
 
-def _reused(line: Line, dead: set[str]) -> Line:
-    def spare(name: str) -> bool:
-        return name in dead
-
-    negation = _NEGATION.match(line.code)
-    if negation and spare(negation.group(1)):
+def _reused(code: str, dead: set[str]) -> str:
+    """`code` writing into one of its operands that die there (`dead`), if it can."""
+    negation = _NEGATION.match(code)
+    if negation and negation.group(1) in dead:
         a = negation.group(1)
-        return Line(line.name, f"np.negative({a}, out=_spare({a}, {a}))", line.comment)
-    binary = _BINARY.match(line.code)
+        return f"np.negative({a}, out=_spare({a}, {a}))"
+    binary = _BINARY.match(code)
     if binary is None:
-        return line
+        return code
     a, op, b = binary.groups()
     ufunc = _OPERATORS[op]
-    if a != b and spare(a) and spare(b):  # either may be the full-size one
-        code = f"np.{ufunc}({a}, {b}, out=_spare_either({a}, {b}))"
-        return Line(line.name, code, line.comment)
+    if a != b and a in dead and b in dead:  # either may be the full-size one
+        return f"np.{ufunc}({a}, {b}, out=_spare_either({a}, {b}))"
     for target, other in ((a, b), (b, a)):
-        if spare(target):
-            code = f"np.{ufunc}({a}, {b}, out=_spare({target}, {other}))"
-            return Line(line.name, code, line.comment)
-    return line
+        if target in dead:
+            return f"np.{ufunc}({a}, {b}, out=_spare({target}, {other}))"
+    return code
 
 
 class _Deleting:
@@ -246,7 +245,7 @@ class _Deleting:
 
     def __init__(
         self,
-        lines: list[Line],
+        lines: list[LineLike],
         keep: set[str],
         later: set[str],
         deaths: dict[int, tuple[str, ...]] | None = None,
@@ -266,12 +265,11 @@ class _Deleting:
         kept = keep | later
         out: list[str] = []
         append = out.append
-        for i, line in enumerate(self.lines):
-            name, code = line.name, line.code
+        for i, (name, code, _) in enumerate(self.lines):
             if spare and name and i in deaths:
                 dying = {n for n in deaths[i] if n not in kept} & spare
                 if dying:
-                    code = _reused(line, dying).code
+                    code = _reused(code, dying)
             text = f"{indent}{name} = {code}" if name else indent + code
             if len(text) <= LINE_WIDTH:
                 append(text)
@@ -305,9 +303,9 @@ def _temporary_order(name: str) -> tuple[str, int, str]:
     return (name[:2], len(name), name)
 
 
-def _uses(lines: list[Line] | None) -> set[str]:
+def _uses(lines: list[LineLike] | None) -> set[str]:
     # (one search of the joined code: a temporary never spans a line break)
-    return set(_TEMPORARY.findall("\n".join([line.code for line in lines or []])))
+    return set(_TEMPORARY.findall("\n".join([line[1] for line in lines or []])))
 
 
 def _doc_block(items: list[str], indent: str = "    ", limit: int = 40) -> str:
@@ -378,7 +376,9 @@ def render_module(
 
     # where each list's temporaries are last used, shared by its bodies and carried on
     # into lists that extend it (forward + jvp); the list is kept, its id is the key
-    scanned: dict[int, tuple[list[Line], dict[str, int], dict[int, tuple[str, ...]]]]
+    scanned: dict[
+        int, tuple[list[LineLike], dict[str, int], dict[int, tuple[str, ...]]]
+    ]
     scanned = {}
 
     # value_and_grad's lines, for which temporaries another line may hand on
@@ -387,7 +387,7 @@ def render_module(
         + program.backward
         + (program.default_backward or [])
         + [
-            Line(f"_grad_{n}", code)
+            (f"_grad_{n}", code, "")
             for codes in (program.gradients, program.default_gradients)
             for n, code in codes.items()
         ]
@@ -399,12 +399,12 @@ def render_module(
     )
 
     def deleting(
-        lines: list[Line] | None,
+        lines: list[LineLike] | None,
         keep: set[str],
         later: set[str],
-        scope: list[Line] | None = None,
+        scope: list[LineLike] | None = None,
         reuse: bool = True,
-    ) -> list[Line] | _Deleting:
+    ) -> list[LineLike] | _Deleting:
         """`lines` with each temporary deleted after its last use and, there, written
         into by an arithmetic line where it can be (`scope`: the function's lines)."""
         lines = lines or []
@@ -544,7 +544,7 @@ def _backward_block(program: NumpyProgram, deleting: Any) -> str:
     if not program.wrt:
         return ""
 
-    def branch(lines: list[Line], codes: dict[str, str], indent: str) -> str:
+    def branch(lines: list[LineLike], codes: dict[str, str], indent: str) -> str:
         finals = [Line(f"_grad_{n}", codes[n]) for n in program.wrt]
         body = deleting(lines + finals, {program.value}, set())
         return _body(body, indent)
@@ -682,7 +682,7 @@ def _forward_mode_context(
                 [f"    {n} = np.reshape({n}, ())" for n in wrt]
                 + (  # a large program's one backward pass, run with 1
                     ["    grad_output = 1.0"]
-                    if any("grad_output" in line.code for line in program.hessian or [])
+                    if any("grad_output" in line[1] for line in program.hessian or [])
                     else []
                 )
             )

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from symgrad import registry
 from symgrad.graph import GRAD_OUTPUT, Graph, Node, ancestors
 from symgrad.local_rules import local_terms
 
@@ -481,8 +482,13 @@ def build_program(
 def _needs_grad(forward: list[Node], wanted: set[int]) -> set[int]:
     needs: set[int] = set()
     for node in forward:
-        if node.id in wanted or any(a.id in needs for a in node.args):
+        if node.id in wanted:
             needs.add(node.id)
+            continue
+        for a in node.args:
+            if a.id in needs:
+                needs.add(node.id)
+                break
     return needs
 
 
@@ -493,6 +499,8 @@ MANY: frozenset[int] = frozenset({-1})  # "possibly any input"
 # Operations whose result has a shape of their own, neither their argument's nor a
 # reduction's (): it counts as an input of its own shape (-2 - the node's id).
 RESHAPING = frozenset({"slice", "index", "unslice", "unindex"})
+# The rows that reduce (`Rule.reduction`): their result depends on no input's shape.
+REDUCTIONS = frozenset(rule.name for rule in registry.RULES if rule.reduction)
 
 
 def dependencies(forward: list[Node]) -> dict[int, frozenset[int]]:
@@ -501,10 +509,21 @@ def dependencies(forward: list[Node]) -> dict[int, frozenset[int]]:
     for node in forward:
         if node.op == "input":
             deps[node.id] = frozenset({node.id})
-        elif node.op in ("const", "dtype") or (node.rule and node.rule.reduction):
+        elif node.op in ("const", "dtype") or node.op in REDUCTIONS:
             deps[node.id] = frozenset()
         elif node.op in RESHAPING:  # a shape of its own (x[1:] is not x's shape)
             deps[node.id] = frozenset({-2 - node.id})
+        elif len(node.args) == 1:  # (the common cases first: as below)
+            deps[node.id] = deps[node.args[0].id]
+        elif len(node.args) == 2:
+            a, b = deps[node.args[0].id], deps[node.args[1].id]
+            if a is MANY or b is MANY:
+                deps[node.id] = MANY
+                continue
+            if len(a) < len(b):
+                a, b = b, a
+            union = a if b <= a else a | b
+            deps[node.id] = union if len(union) <= MAX_TRACKED_INPUTS else MANY
         else:
             parts = [deps[a.id] for a in node.args]
             if any(p is MANY for p in parts):
